@@ -1,0 +1,151 @@
+"""The contracts every hvp piece is written against.
+
+Dimension letters (see README): B batch, T time, H horizon, N population,
+K subgoals, C subgoal code size, D latent size, A action size, S state size,
+and image height/width.
+
+State is passed in and returned, never hidden in objects: a model state or a
+controller state is a small dict of numpy arrays that the caller owns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+ModelState = dict[str, np.ndarray]
+CostFn = Callable[[np.ndarray], np.ndarray]
+
+
+@runtime_checkable
+class ModelRuntime(Protocol):
+    """A learned latent dynamics model, numpy in and numpy out.
+
+    Implemented by the torch world model (hvp.models) and by the onnxruntime
+    session (hvp.real), so one planner serves the lab and the robot.
+    """
+
+    image_shape: tuple[int, int, int]  # (height, width, 3)
+    action_dim: int
+    latent_dim: int
+
+    def initial_state(self, batch: int) -> ModelState:
+        """Belief before any observation, each array with leading axis B."""
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """images: uint8 [B, h, w, 3] -> latents: float32 [B, D] (a goal embedding)."""
+
+    def observe(self, state: ModelState, images: np.ndarray, actions: np.ndarray) -> ModelState:
+        """Filter one step: state after `actions` float32 [B, A] led to `images` uint8 [B, h, w, 3].
+
+        Returns a new state; the given one is not mutated.
+        """
+
+    def imagine(self, state: ModelState, actions: np.ndarray) -> np.ndarray:
+        """Roll the prior forward: actions float32 [N, H, A] -> latents float32 [N, H, D].
+
+        `state` has batch 1 (broadcast to N) or N. Never mutates `state`.
+        """
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """latents float32 [..., D] -> images uint8 [..., h, w, 3]."""
+
+    def latent(self, state: ModelState) -> np.ndarray:
+        """The planning latent of a state: float32 [B, D], comparable with encode()."""
+
+
+@runtime_checkable
+class Distance(Protocol):
+    """A cost between latents: predicted control steps (or a proxy) from a to b."""
+
+    def steps(self, latents_a: np.ndarray, latents_b: np.ndarray) -> np.ndarray:
+        """latents_a float32 [N, D], latents_b float32 [N, D] or [1, D] -> float32 [N]."""
+
+
+@dataclass(frozen=True)
+class OptimizerResult:
+    """What an optimizer returns: the plan to execute and what to carry to the next call."""
+
+    plan: np.ndarray  # float32 [H, A], within the action bounds
+    cost: float  # cost of `plan` as the last evaluation estimated it
+    carry: Mapping[str, np.ndarray] = field(default_factory=dict)  # e.g. iCEM's elites
+    iterations: int = 0
+
+
+@runtime_checkable
+class Optimizer(Protocol):
+    """A trajectory optimizer over action sequences [H, A] in [-1, 1].
+
+    `cost_fn(actions float32 [N, H, A]) -> float [N]` is called once per
+    iteration for the whole population; NaN or inf counts as +inf.
+    """
+
+    def optimize(
+        self,
+        cost_fn: CostFn,
+        init_mean: np.ndarray,
+        rng: np.random.Generator,
+        carry: Mapping[str, np.ndarray] | None = None,
+        deadline: float | None = None,
+    ) -> OptimizerResult:
+        """init_mean float32 [H, A]; deadline is a time.perf_counter() value or None."""
+
+
+@runtime_checkable
+class SubgoalGenerator(Protocol):
+    """Proposes intermediate latents between a current and a goal latent."""
+
+    code_dim: int
+
+    def propose(self, start: np.ndarray, goal: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """start, goal float32 [D] ; codes float32 [N, K, C] -> subgoal latents float32 [N, K, D]."""
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """Maps observations to actions; flat and hierarchical controllers share it."""
+
+    def reset(self, goal_image: np.ndarray) -> dict[str, Any]:
+        """goal_image uint8 [h, w, 3] -> the controller's initial carried state."""
+
+    def act(self, state: dict[str, Any], obs: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
+        """obs {"image": uint8 [h, w, 3], "state": float32 [S]} -> (new state, action float32 [A])."""
+
+
+@dataclass(frozen=True)
+class ActionLimits:
+    """Bounds the robot side enforces on every action it applies."""
+
+    low: np.ndarray  # float32 [A]
+    high: np.ndarray  # float32 [A]
+    max_delta: float  # largest change of any component between consecutive actions
+
+
+@runtime_checkable
+class RobotDriver(Protocol):
+    """The robot side: no torch. Observation and actuation are split so latency is explicit."""
+
+    limits: ActionLimits
+    metadata: Mapping[str, Any]  # robot name, control_hz, image shape, action dim, ...
+
+    def get_obs(self) -> dict[str, np.ndarray]:
+        """{"image": uint8 [h, w, 3], "state": float32 [S]} at the current time."""
+
+    def exec_action(self, action: np.ndarray, t: float) -> np.ndarray:
+        """Apply float32 [A] at time t (seconds, monotonic); returns the action actually applied."""
+
+    def hold(self) -> None:
+        """Keep the current pose (called when commands stop arriving)."""
+
+
+def check_array(name: str, value: Any, shape: tuple[int | None, ...], dtype: Any) -> np.ndarray:
+    """Validate an array argument and return it; errors name the argument, what was expected and what came."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(value).__name__}")
+    if value.dtype != np.dtype(dtype):
+        raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {value.dtype}")
+    if value.ndim != len(shape) or any(s is not None and s != v for s, v in zip(shape, value.shape)):
+        want = tuple("*" if s is None else s for s in shape)
+        raise ValueError(f"{name}: expected shape {want}, got {value.shape}")
+    return value

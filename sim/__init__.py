@@ -1,0 +1,39 @@
+"""Simulated tasks: `make(name, **overrides)` builds any registered env.
+
+Backends are imported lazily: robosuite and pybullet only when one of their tasks is
+made, and a missing one names the pip extra to install.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from hvp.registry import Registry
+
+ENVS: Registry[gym.Env] = Registry("env")
+
+_NATIVE = {"backend": "mujoco", "image": "64x64"}
+for _difficulty in ("easy", "medium", "hard"):
+    ENVS.register(f"maze-{_difficulty}", "hvp.sim.maze:MazeEnv", difficulty=_difficulty,
+                  info={**_NATIVE, "action_dim": 2, "horizon": {"easy": 60, "medium": 100, "hard": 150}[_difficulty]})
+ENVS.register("push", "hvp.sim.push:PushEnv", variant="push", info={**_NATIVE, "action_dim": 2, "horizon": 80})
+ENVS.register("push-wall", "hvp.sim.push:PushEnv", variant="push-wall",
+              info={**_NATIVE, "action_dim": 2, "horizon": 200})
+ENVS.register("reach", "hvp.sim.reach:ReachEnv", info={**_NATIVE, "action_dim": 2, "horizon": 50})
+
+
+def make(name: str, **overrides: Any) -> gym.Env:
+    """Build a registered task; overrides go to its constructor (image_size, max_steps, randomization, ...)."""
+    return ENVS.make(name, **overrides)
+
+
+def names() -> list[str]:
+    return ENVS.names()
+
+
+def from_mjcf(path: str, **kwargs: Any) -> gym.Env:
+    """Turn a user's MJCF file into a task; see hvp.sim.custom.MjcfTaskEnv for the arguments."""
+    from hvp.sim.custom import MjcfTaskEnv
+
+    return MjcfTaskEnv(path, **kwargs)

@@ -1,0 +1,79 @@
+"""Planar pushing: a round pusher moves a block to a goal pose, seen from above.
+
+`push` draws the goal a short push away; `push-wall` puts a wall between the block
+and its goal, so the block must be pushed around it (long-horizon manipulation).
+The goal image shows the block at its goal with the pusher behind it, where a
+finished push leaves it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hvp.sim.arena import Wall, arena_xml, planar_mover_xml
+from hvp.sim.mujoco_env import MujocoTaskEnv
+
+PUSHER_RADIUS = 0.08
+BLOCK_HALF = 0.12
+SUCCESS_RADIUS = 0.1
+
+WALL_LAYOUTS = {
+    "push": [[]],
+    "push-wall": [[Wall(0.0, 0.0, 0.45, 0.05)], [Wall(0.15, 0.0, 0.4, 0.05)], [Wall(-0.15, 0.0, 0.4, 0.05)]],
+}
+HORIZONS = {"push": 80, "push-wall": 200}
+
+
+class PushEnv(MujocoTaskEnv):
+    """state = pusher (x, y, vx, vy); true_state = pusher (x, y), block (x, y, yaw); goal = block (x, y, yaw)."""
+
+    def __init__(self, variant: str = "push", max_steps: int | None = None, **kwargs) -> None:
+        if variant not in WALL_LAYOUTS:
+            raise ValueError(f"variant: expected one of {sorted(WALL_LAYOUTS)}, got {variant!r}")
+        self.variant = variant
+        super().__init__(max_steps=max_steps or HORIZONS[variant], **kwargs)
+
+    def layouts(self) -> list[str]:
+        pusher, actuators = planar_mover_xml(
+            "pusher", f'<geom name="pusher" type="cylinder" size="{PUSHER_RADIUS} 0.05" pos="0 0 0.05" mass="1" '
+                      'rgba="0.95 0.55 0.1 1" contype="1" conaffinity="1"/>', damping=5.0, gear=5.0)
+        block = f"""<body name="block" pos="0 0 0">
+      <joint name="block_x" type="slide" axis="1 0 0" damping="4" frictionloss="0.5"/>
+      <joint name="block_y" type="slide" axis="0 1 0" damping="4" frictionloss="0.5"/>
+      <joint name="block_yaw" type="hinge" axis="0 0 1" damping="0.3" frictionloss="0.05"/>
+      <geom name="block" type="box" size="{BLOCK_HALF} {BLOCK_HALF} 0.05" pos="0 0 0.05" mass="1"
+            rgba="0.1 0.65 0.25 1" contype="1" conaffinity="1"/>
+    </body>"""
+        return [arena_xml(walls, pusher + block, actuators) for walls in WALL_LAYOUTS[self.variant]]
+
+    def sample_episode(self, rng: np.random.Generator, layout: int):
+        if self.variant == "push":
+            block = rng.uniform(-0.45, 0.45, size=2)
+            angle = rng.uniform(0, 2 * np.pi)
+            goal = np.clip(block + rng.uniform(0.3, 0.5) * np.array([np.cos(angle), np.sin(angle)]), -0.65, 0.65)
+        else:  # across the wall: from one side to the other
+            side = rng.choice([-1.0, 1.0])
+            block = np.array([rng.uniform(-0.3, 0.3), side * rng.uniform(0.35, 0.65)])
+            goal = np.array([rng.uniform(-0.3, 0.3), -side * rng.uniform(0.35, 0.65)])
+        yaw = rng.uniform(-np.pi / 4, np.pi / 4)
+        pusher = block
+        while np.linalg.norm(pusher - block) < 0.35 or any(
+                w.clearance(pusher) < PUSHER_RADIUS + 0.02 for w in WALL_LAYOUTS[self.variant][layout]):
+            pusher = rng.uniform(-0.85, 0.85, size=2)
+        # the pusher ends up behind the block, on the side it pushed from
+        direction = (goal - block) / max(np.linalg.norm(goal - block), 1e-6)
+        pusher_at_goal = goal - direction * (BLOCK_HALF * 1.5 + PUSHER_RADIUS)
+        start_qpos = np.concatenate([pusher, block, [yaw]])
+        goal_qpos = np.concatenate([pusher_at_goal, goal, [yaw]])
+        return start_qpos, goal_qpos, np.concatenate([goal, [yaw]])
+
+    def proprio(self, data) -> np.ndarray:
+        return np.concatenate([data.qpos[:2], data.qvel[:2]])
+
+    def true_state(self, data) -> np.ndarray:
+        return data.qpos[:5].copy()
+
+    def distance_to_goal(self, data, goal: np.ndarray) -> float:
+        return float(np.linalg.norm(data.qpos[2:4] - goal[:2]))
+
+    def is_success(self, data, goal: np.ndarray) -> bool:
+        return self.distance_to_goal(data, goal) < SUCCESS_RADIUS
