@@ -1,0 +1,149 @@
+"""Planning costs: functions of an imagined rollout, composable by weighted sum.
+
+A cost term maps (latents float32 [N, H, D], actions float32 [N, H, A], target
+float32 [D]) -> float64 [N]. The target is a latent (the goal's encoding or a subgoal
+from a hierarchical planner), so every term works toward subgoals that exist only in
+latent space. Terms are frozen: all state arrives as arguments.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from hvp.contracts import Distance, ModelRuntime
+
+STEP_WEIGHTINGS = ("last", "all")
+
+
+@runtime_checkable
+class CostTerm(Protocol):
+    def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """latents float32 [N, H, D], actions float32 [N, H, A], target float32 [D] -> float64 [N]."""
+
+
+def step_weights(horizon: int, weighting: str, discount: float) -> np.ndarray:
+    """-> float64 [H] summing to 1: only the last step, or all steps with later ones weighing more.
+
+    With "all", step t weighs discount**(H - 1 - t): discount 1 is uniform, smaller
+    values forgive the early steps of a path that has to start somewhere.
+    """
+    if weighting not in STEP_WEIGHTINGS:
+        raise ValueError(f"weighting: expected one of {STEP_WEIGHTINGS}, got {weighting!r}")
+    if not 0 < discount <= 1:
+        raise ValueError(f"discount: expected a value in (0, 1], got {discount}")
+    if weighting == "last":
+        weights = np.zeros(horizon)
+        weights[-1] = 1.0
+        return weights
+    weights = discount ** np.arange(horizon - 1, -1, -1, dtype=np.float64)
+    return weights / weights.sum()
+
+
+def weighted_steps(latents: np.ndarray, actions: np.ndarray, target: np.ndarray, weighting: str,
+                   discount: float) -> tuple[np.ndarray, np.ndarray]:
+    """Check a rollout; -> (indices of the steps with weight, their weights float64), so only those are scored."""
+    check_rollout(latents, actions, target)
+    weights = step_weights(latents.shape[1], weighting, discount)
+    steps = np.flatnonzero(weights)
+    return steps, weights[steps]
+
+
+def check_rollout(latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> None:
+    if latents.ndim != 3 or actions.ndim != 3 or latents.shape[:2] != actions.shape[:2]:
+        raise ValueError(f"latents, actions: expected [N, H, D] and [N, H, A] with equal N, H; "
+                         f"got {latents.shape} and {actions.shape}")
+    if target.shape != latents.shape[-1:]:
+        raise ValueError(f"target: expected shape ({latents.shape[-1]},) like the latents' D, got {target.shape}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LatentDistance:
+    """Squared Euclidean distance between imagined latents and the target latent."""
+
+    weighting: str = "last"  # "last": final step only (DINO-WM, HVF); "all": every step, weighted
+    discount: float = 1.0  # for "all": step t weighs discount**(H-1-t)
+
+    def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
+        check_rollout(latents, actions, target)
+        weights = step_weights(latents.shape[1], self.weighting, self.discount)
+        squared = np.sum((latents - target) ** 2, axis=-1, dtype=np.float64)  # [N, H]
+        return squared @ weights
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelMSE:
+    """Mean squared error between decoded imagined frames and the decoded target, pixels in [0, 1].
+
+    Only the weighted steps are decoded, in one batched decode() call.
+    """
+
+    runtime: ModelRuntime
+    weighting: str = "last"
+    discount: float = 1.0
+
+    def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
+        steps, weights = weighted_steps(latents, actions, target, self.weighting, self.discount)
+        frames = self.runtime.decode(latents[:, steps])  # uint8 [N, h', h, w, 3] for h' weighted steps
+        goal = self.runtime.decode(target[None])[0]  # uint8 [h, w, 3]
+        error = (frames.astype(np.float32) - goal.astype(np.float32)) / 255.0
+        mse = np.mean(error**2, axis=(-3, -2, -1), dtype=np.float64)  # [N, h']
+        return mse @ weights
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalDistance:
+    """Predicted control steps from imagined latents to the target, from any Distance model.
+
+    One batched steps() call over all weighted (sample, step) pairs.
+    """
+
+    distance: Distance
+    weighting: str = "last"
+    discount: float = 1.0
+
+    def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
+        steps, weights = weighted_steps(latents, actions, target, self.weighting, self.discount)
+        population, dim = latents.shape[0], latents.shape[-1]
+        flat = np.ascontiguousarray(latents[:, steps].reshape(-1, dim), dtype=np.float32)
+        predicted = np.asarray(self.distance.steps(flat, target[None].astype(np.float32)), dtype=np.float64)
+        if predicted.shape != (len(flat),):
+            raise ValueError(f"distance.steps: expected shape ({len(flat)},), got {predicted.shape}")
+        return predicted.reshape(population, len(steps)) @ weights
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionMagnitude:
+    """Mean squared action norm per step: prefers gentle plans when the goal allows."""
+
+    def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.mean(np.sum(actions**2, axis=-1, dtype=np.float64), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionSmoothness:
+    """Mean squared change between consecutive actions: penalizes jerky plans."""
+
+    def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
+        if actions.shape[1] < 2:
+            return np.zeros(actions.shape[0])
+        return np.mean(np.sum(np.diff(actions, axis=1) ** 2, axis=-1, dtype=np.float64), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightedSum:
+    """sum_i weight_i * term_i: e.g. WeightedSum(((1.0, LatentDistance()), (0.01, ActionMagnitude())))."""
+
+    terms: Sequence[tuple[float, CostTerm]]
+
+    def __post_init__(self) -> None:
+        if not self.terms:
+            raise ValueError("terms: expected at least one (weight, cost term) pair, got none")
+        for weight, term in self.terms:
+            if not np.isfinite(weight) or not callable(term):
+                raise ValueError(f"terms: expected (finite weight, callable cost term) pairs, "
+                                 f"got ({weight!r}, {term!r})")
+
+    def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return sum(weight * term(latents, actions, target) for weight, term in self.terms)
