@@ -4,6 +4,11 @@ call, one tell() per generation.
 pycma has no way to shift a running search in time, so every call builds a fresh ES
 from `init_mean` (the controller's shifted previous plan). Sampling draws from the
 caller's np.random.Generator (pycma's `randn` option), never numpy's global state.
+
+Bounds: candidates are clipped to [-1, 1] for the cost call and told to the ES with
+the squared distance to the box added, so a candidate outside ranks below its clipped
+twin and the search drifts back inside. pycma's own `bounds` option does the same job
+with a Python loop per candidate (measured: about half the optimizer's time at N=128).
 """
 from __future__ import annotations
 
@@ -47,22 +52,22 @@ class CMAES:
         cfg = self.config
         horizon, mean = horizon_and_knots(check_init_mean(init_mean), cfg.action_repeat)
         options = {
-            "bounds": [ACTION_LOW, ACTION_HIGH], "popsize": cfg.population, "maxiter": cfg.iterations,
+            "popsize": cfg.population, "maxiter": cfg.iterations,
             "randn": lambda *shape: rng.standard_normal(shape), "seed": np.nan,  # nan: never seed numpy globally
             "verbose": -9, "verb_log": 0, "verb_disp": 0, "tolfun": 0, "tolx": 0, "tolflatfitness": cfg.iterations,
         }
         es = cma.CMAEvolutionStrategy(mean.ravel().astype(np.float64), cfg.init_std, options)
         best, clock, iteration = Best(mean), Clock(deadline), 0
         while iteration < cfg.iterations and not (iteration and clock.out_of_time()):
-            # sample: the bound transform maps every candidate into [-1, 1]
-            candidates = es.ask()
-            samples = np.asarray(candidates, dtype=np.float32).reshape(-1, *mean.shape)
-            samples = np.clip(samples, ACTION_LOW, ACTION_HIGH)
-            # evaluate
+            # sample
+            candidates = np.asarray(es.ask())  # [N, K * A], unbounded
+            samples = np.clip(candidates, ACTION_LOW, ACTION_HIGH).astype(np.float32).reshape(-1, *mean.shape)
+            # evaluate the clipped samples
             costs = evaluate(cost_fn, samples, cfg.action_repeat, horizon)
             best = best.update(samples, costs)
-            # update the search distribution
-            es.tell(candidates, np.minimum(costs, INFEASIBLE_COST).tolist())
+            # update the search distribution, penalizing candidates outside the box
+            outside = np.sum((candidates - samples.reshape(len(candidates), -1)) ** 2, axis=1)
+            es.tell(list(candidates), np.minimum(costs + outside, INFEASIBLE_COST).tolist())
             iteration += 1
             clock.lap()
         return OptimizerResult(to_plans(best.knots, cfg.action_repeat, horizon), best.cost, {}, iteration)
