@@ -1,0 +1,32 @@
+"""hvp train: fit a world model (RSSM or pixel baseline) to a dataset; also runs under torchrun for DDP."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a world model on an HDF5 dataset (rssm or pixel baseline); torchrun --nproc_per_node=K for DDP"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="HDF5 dataset written by hvp collect")
+    parser.add_argument("--out", required=True, help="run directory (config.json, model.safetensors, metrics.csv)")
+    parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="model and training size")
+    parser.add_argument("--model", default="rssm", choices=("rssm", "pixel"), help="latent RSSM or pixel baseline")
+    parser.add_argument("--steps", type=int, help="total optimizer updates (overrides the preset)")
+    parser.add_argument("--batch-size", type=int, help="windows per update and process (overrides the preset)")
+    parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: this machine's cores / processes)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from hvp.data import load_dataset
+    from hvp.models.fit import fit
+
+    overrides = {name: value for name, value in (("steps", args.steps), ("batch_size", args.batch_size),
+                                                 ("seed", args.seed)) if value is not None}
+    dataset = load_dataset(args.data)
+    fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides, resume=args.resume,
+        device=args.device, threads=args.threads, progress=not args.no_progress)
+    return 0

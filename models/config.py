@@ -1,0 +1,121 @@
+"""Configs of the world models and their training, with presets debug / cpu / gpu.
+
+`image_size` and `action_dim` come from the dataset at training time
+(``RSSMConfig.preset("cpu", image_size=(64, 64), action_dim=2)``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hvp.config import Config, require
+
+MODEL_KINDS = ("rssm", "pixel")
+
+
+def _check_image(config: Config, image_size: tuple[int, int]) -> None:
+    require(len(image_size) == 2 and all(s >= 16 and s % 16 == 0 for s in image_size),
+            "{}.image_size must be (height, width), each a multiple of 16 and >= 16 (four stride-2 convs); got {}",
+            type(config).__name__, image_size)
+
+
+@dataclass(frozen=True)
+class RSSMConfig(Config):
+    """PlaNet-style recurrent state-space model: planning latent = [deterministic h, stochastic z mean]."""
+
+    image_size: tuple[int, int] = (64, 64)  # (height, width) of the camera images
+    action_dim: int = 2
+    conv_depth: int = 16  # channels of the first conv layer, doubled in each of the 4 layers
+    deter_dim: int = 128  # GRU state size
+    stoch_dim: int = 32  # Gaussian latent size
+    hidden_dim: int = 128  # width of the prior/posterior/input MLPs
+    min_std: float = 0.1  # floor on latent standard deviations (keeps the KL finite)
+    free_nats: float = 3.0  # KL per step below this is not penalized (PlaNet)
+    kl_balance: float = 0.8  # weight of the prior-side KL (DreamerV3 balancing); 1 - it trains the posterior
+    kl_scale: float = 1.0
+    foreground_weight: float = 5.0  # reconstruction weight of pixels that differ from the window's background
+    foreground_threshold: float = 0.15  # summed |RGB - background| in [0, 1] units that counts as foreground
+
+    @property
+    def latent_dim(self) -> int:
+        return self.deter_dim + self.stoch_dim
+
+    def validate(self) -> None:
+        _check_image(self, self.image_size)
+        for name in ("action_dim", "conv_depth", "deter_dim", "stoch_dim", "hidden_dim"):
+            require(getattr(self, name) >= 1, "RSSMConfig.{} must be >= 1 (got {})", name, getattr(self, name))
+        require(self.min_std > 0, "RSSMConfig.min_std must be > 0 (got {})", self.min_std)
+        require(self.free_nats >= 0, "RSSMConfig.free_nats must be >= 0 (got {})", self.free_nats)
+        require(0 <= self.kl_balance <= 1, "RSSMConfig.kl_balance must be in [0, 1] (got {})", self.kl_balance)
+        require(self.foreground_weight >= 1, "RSSMConfig.foreground_weight must be >= 1 (got {})",
+                self.foreground_weight)
+
+
+RSSMConfig.PRESETS = {
+    "debug": dict(conv_depth=4, deter_dim=16, stoch_dim=4, hidden_dim=16),
+    "cpu": {},
+    "gpu": dict(conv_depth=32, deter_dim=200, stoch_dim=30, hidden_dim=200),
+}
+
+
+@dataclass(frozen=True)
+class PixelConfig(Config):
+    """Action-conditioned frame predictor in pixel space (SV2P-style, deterministic): the observation-space baseline."""
+
+    image_size: tuple[int, int] = (64, 64)
+    action_dim: int = 2
+    conv_depth: int = 16  # channels of the first conv layer, doubled in each of the 3 layers
+    foreground_weight: float = 5.0
+    foreground_threshold: float = 0.15
+
+    def validate(self) -> None:
+        _check_image(self, self.image_size)
+        require(self.action_dim >= 1 and self.conv_depth >= 1,
+                "PixelConfig.action_dim and conv_depth must be >= 1 (got {}, {})", self.action_dim, self.conv_depth)
+        require(self.foreground_weight >= 1, "PixelConfig.foreground_weight must be >= 1 (got {})",
+                self.foreground_weight)
+
+
+PixelConfig.PRESETS = {"debug": dict(conv_depth=4), "cpu": {}, "gpu": dict(conv_depth=48)}
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    """Optimization and logging of one training run."""
+
+    steps: int = 2000  # optimizer updates in total (a resumed run continues to this count)
+    batch_size: int = 16  # windows per update and per process
+    seq_len: int = 16  # frames per window
+    learning_rate: float = 6e-4
+    grad_clip: float = 100.0  # max global gradient norm
+    seed: int = 0
+    log_every: int = 10  # updates between metrics.csv rows
+    save_every: int = 250  # updates between checkpoints (resume points)
+    preview_every: int = 250  # updates between prediction PNGs
+    preview_context: int = 5  # frames the model filters before predicting open loop in previews
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "save_every", "preview_every"):
+            require(getattr(self, name) >= 1, "TrainConfig.{} must be >= 1 (got {})", name, getattr(self, name))
+        require(self.seq_len >= 3, "TrainConfig.seq_len must be >= 3 frames (got {})", self.seq_len)
+        require(1 <= self.preview_context < self.seq_len,
+                "TrainConfig.preview_context must be in [1, seq_len) (got {} with seq_len {})",
+                self.preview_context, self.seq_len)
+        require(self.learning_rate > 0, "TrainConfig.learning_rate must be > 0 (got {})", self.learning_rate)
+        require(self.grad_clip > 0, "TrainConfig.grad_clip must be > 0 (got {})", self.grad_clip)
+
+
+TrainConfig.PRESETS = {
+    "debug": dict(steps=30, batch_size=4, seq_len=8, learning_rate=1e-3, log_every=5, save_every=15,
+                  preview_every=15, preview_context=3),
+    # about 2.4 updates/s for this size on 2 cores (REFERENCES.md): ~15 minutes, collection leaves ~5
+    "cpu": {},
+    "gpu": dict(steps=100_000, batch_size=50, seq_len=50, learning_rate=6e-4, save_every=2000,
+                preview_every=2000, log_every=50),
+}
+
+
+def model_config_class(kind: str) -> type[Config]:
+    """The config class of a model kind ("rssm" or "pixel")."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind: expected one of {MODEL_KINDS}, got {kind!r}")
+    return RSSMConfig if kind == "rssm" else PixelConfig

@@ -1,0 +1,121 @@
+"""Open-loop evaluation of world models on held-out episodes, and its report files.
+
+From each window of C + H frames a model sees the first C frames (and the actions between
+them), then predicts the next H frames from the actions alone. The RSSM is driven through
+its ModelRuntime (observe, imagine, decode), exactly as a planner uses it; the pixel
+baseline through its own rollout; copy-last-frame repeats frame C-1.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hvp.data import TrajectoryDataset
+from hvp.models.metrics import linear_probe_r2, position_error, psnr, ssim, tracked_color
+from hvp.models.networks import to_uint8_images
+from hvp.models.runtime import TorchRuntime
+
+
+def predict_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int) -> np.ndarray:
+    """images uint8 [B, C+H, h, w, 3], actions float32 [B, C+H, A] -> predicted frames uint8 [B, H, h, w, 3]."""
+    batch = images.shape[0]
+    state = runtime.initial_state(batch)
+    previous = np.zeros((batch, actions.shape[-1]), np.float32)
+    for t in range(context):
+        state = runtime.observe(state, images[:, t], previous)
+        previous = actions[:, t]
+    return runtime.decode(runtime.imagine(state, actions[:, context - 1:-1]))
+
+
+def predict_with_model(model: nn.Module, images: np.ndarray, actions: np.ndarray, context: int) -> np.ndarray:
+    """Any model with predict_video (the pixel baseline): same shapes as predict_with_runtime."""
+    device = next(model.parameters()).device
+    predicted = model.predict_video(torch.from_numpy(images).to(device), torch.from_numpy(actions).to(device), context)
+    return to_uint8_images(predicted).cpu().numpy()
+
+
+def score(predicted: np.ndarray, truth: np.ndarray, color: str | None) -> dict[str, list[float]]:
+    """Per-horizon means over windows: predicted, truth uint8 [B, H, h, w, 3] -> {"psnr": [H], "ssim": [H], ...}."""
+    result = {"psnr": psnr(predicted, truth).mean(0).tolist(), "ssim": ssim(predicted, truth).mean(0).tolist()}
+    if color is not None:
+        error, missing = position_error(predicted, truth, color)
+        result["position_error_px"] = np.nanmean(error, axis=0).tolist()
+        result["object_missing_fraction"] = missing.mean(0).tolist()
+    return result
+
+
+def latent_probe(runtime: TorchRuntime, dataset: TrajectoryDataset) -> dict[str, Any]:
+    """Linear probe latent -> true_state: filter every episode, fit on the first half of the episodes, R^2 on the rest."""
+    if len(dataset) < 2:
+        raise ValueError(f"dataset: the probe needs >= 2 episodes (fit on half, test on half), got {len(dataset)}")
+    latents, targets = [], []
+    for episode in dataset.episodes:
+        state = runtime.initial_state(1)
+        previous = np.zeros((1, runtime.action_dim), np.float32)
+        rows = []
+        for image, action in zip(episode["image"], episode["action"]):
+            state = runtime.observe(state, image[None], previous)
+            rows.append(runtime.latent(state)[0])
+            previous = action[None].astype(np.float32)
+        latents.append(np.stack(rows))
+        targets.append(episode["true_state"])
+    half = len(dataset) // 2
+    r2 = linear_probe_r2(np.concatenate(latents[:half]), np.concatenate(targets[:half]),
+                         np.concatenate(latents[half:]), np.concatenate(targets[half:]))
+    return {"r2_per_dim": r2.tolist(), "r2_mean": float(r2.mean()), "fit_episodes": half,
+            "test_episodes": len(dataset) - half}
+
+
+def evaluate(runtime: TorchRuntime, dataset: TrajectoryDataset, *, context: int = 5, horizon: int = 10,
+             windows: int = 64, seed: int = 0, baseline: nn.Module | None = None) -> tuple[dict[str, Any], dict]:
+    """-> (summary JSON-able dict, arrays for the report: "truth", and one entry per method, uint8 [B, H, h, w, 3])."""
+    if context < 1 or horizon < 1:
+        raise ValueError(f"context and horizon: expected >= 1, got {context}, {horizon}")
+    batch = dataset.sample_windows(np.random.default_rng(seed), windows, context + horizon)
+    images, actions = batch["image"], batch["action"].astype(np.float32)
+    truth = images[:, context:]
+    predictions = {"rssm": predict_with_runtime(runtime, images, actions, context),
+                   "copy_last": np.repeat(images[:, context - 1:context], horizon, axis=1)}
+    if baseline is not None:
+        predictions["pixel"] = predict_with_model(baseline, images, actions, context)
+    color = tracked_color(str(dataset.env_args.get("env_name", "")))
+    summary = {"context": context, "horizon": horizon, "windows": windows, "seed": seed,
+               "env_args": dataset.env_args, "tracked_color": color,
+               "methods": {name: score(frames, truth, color) for name, frames in predictions.items()},
+               "probe": latent_probe(runtime, dataset)}
+    return summary, {"truth": truth, **predictions}
+
+
+def write_report(out_dir: str | Path, summary: dict[str, Any], frames: dict[str, np.ndarray], gif_windows: int = 4) -> None:
+    """summary.json, metrics_per_horizon.png and prediction.gif (columns: truth, then each method) in `out_dir`."""
+    import imageio.v2 as imageio
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    keys = [k for k in ("psnr", "ssim", "position_error_px") if k in summary["methods"]["rssm"]]
+    figure, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5))
+    steps = np.arange(1, summary["horizon"] + 1)
+    for axis, key in zip(np.atleast_1d(axes), keys):
+        for name, scores in summary["methods"].items():
+            axis.plot(steps, scores[key], marker="o", label=name)
+        axis.set_xlabel("horizon step")
+        axis.set_title(key)
+    np.atleast_1d(axes)[0].legend()
+    figure.tight_layout()
+    figure.savefig(out_dir / "metrics_per_horizon.png", dpi=100)
+    plt.close(figure)
+    # GIF: one row per window, one column per method (truth first), one frame per horizon step
+    columns = [frames["truth"]] + [frames[name] for name in summary["methods"]]
+    grid = np.concatenate([c[:gif_windows] for c in columns], axis=3)  # [W, H, h, C*w, 3]
+    movie = np.concatenate(list(grid), axis=1)  # [H, W*h, C*w, 3]
+    imageio.mimsave(out_dir / "prediction.gif", list(movie), duration=0.3, loop=0)

@@ -1,0 +1,92 @@
+"""Building blocks shared by the world models: image scaling, conv encoder/decoder, an exportable GRU cell."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+CONV_LAYERS = 4  # stride-2 convs: a 64x64 image becomes a 4x4 feature map
+
+
+def to_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., h, w, 3] -> float32 [..., 3, h, w] in [-0.5, 0.5]."""
+    return images.movedim(-1, -3).float() / 255.0 - 0.5
+
+
+def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
+    """float32 [..., 3, h, w] in [-0.5, 0.5] -> uint8 [..., h, w, 3] (clipped)."""
+    return ((images.movedim(-3, -1) + 0.5).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
+
+
+def foreground_weights(images: torch.Tensor, weight: float, threshold: float) -> torch.Tensor:
+    """Per-pixel loss weights: `weight` where a frame differs from its window's background, else 1.
+
+    images float32 [B, L, 3, h, w] -> float32 [B, L, 1, h, w]. The background is the per-pixel
+    median over the window, so a small moving object (the ball, the block) is up-weighted and
+    the decoder cannot settle for drawing only the static scene.
+    """
+    background = images.median(dim=1, keepdim=True).values
+    moving = (images - background).abs().sum(dim=2, keepdim=True) > threshold
+    return 1.0 + (weight - 1.0) * moving.float()
+
+
+class ConvEncoder(nn.Module):
+    """images float32 [B, 3, h, w] -> embeddings float32 [B, E], E = 8 * depth * h/16 * w/16."""
+
+    def __init__(self, image_size: tuple[int, int], depth: int) -> None:
+        super().__init__()
+        layers, channels = [], 3
+        for layer in range(CONV_LAYERS):
+            layers += [nn.Conv2d(channels, depth * 2 ** layer, 4, stride=2, padding=1), nn.ELU()]
+            channels = depth * 2 ** layer
+        self.net = nn.Sequential(*layers, nn.Flatten())
+        scale = 2 ** CONV_LAYERS
+        self.output_dim = channels * (image_size[0] // scale) * (image_size[1] // scale)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+
+class ConvDecoder(nn.Module):
+    """features float32 [B, F] -> images float32 [B, 3, h, w] (mean of a unit-variance Gaussian)."""
+
+    def __init__(self, feature_dim: int, image_size: tuple[int, int], depth: int) -> None:
+        super().__init__()
+        scale = 2 ** CONV_LAYERS
+        channels = depth * 2 ** (CONV_LAYERS - 1)
+        self.project = nn.Linear(feature_dim, channels * (image_size[0] // scale) * (image_size[1] // scale))
+        self.grid = (channels, image_size[0] // scale, image_size[1] // scale)
+        layers = []
+        for layer in reversed(range(CONV_LAYERS)):
+            out = 3 if layer == 0 else depth * 2 ** (layer - 1)
+            layers.append(nn.ConvTranspose2d(channels, out, 4, stride=2, padding=1))
+            if layer:
+                layers.append(nn.ELU())
+            channels = out
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(self.project(features).unflatten(-1, self.grid))
+
+
+class GRUCell(nn.Module):
+    """A GRU cell from two Linear layers (torch.nn.GRUCell's equations), so ONNX export is plain MatMul/Sigmoid/Tanh.
+
+    inputs float32 [B, I], state float32 [B, H] -> new state float32 [B, H].
+    """
+
+    def __init__(self, input_dim: int, state_dim: int) -> None:
+        super().__init__()
+        self.input_gates = nn.Linear(input_dim, 3 * state_dim)
+        self.state_gates = nn.Linear(state_dim, 3 * state_dim)
+
+    def forward(self, inputs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        input_reset, input_update, input_new = self.input_gates(inputs).chunk(3, dim=-1)
+        state_reset, state_update, state_new = self.state_gates(state).chunk(3, dim=-1)
+        reset = torch.sigmoid(input_reset + state_reset)
+        update = torch.sigmoid(input_update + state_update)
+        candidate = torch.tanh(input_new + reset * state_new)
+        return (1.0 - update) * candidate + update * state
+
+
+def mlp(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(input_dim, hidden_dim), nn.ELU(), nn.Linear(hidden_dim, output_dim))

@@ -1,0 +1,128 @@
+"""PlaNet-style recurrent state-space model (RSSM) over images and actions.
+
+State: deterministic h float32 [B, deter] (GRU) and stochastic z float32 [B, stoch] (Gaussian).
+Planning latent (D = deter + stoch): [h, mean of z], the prior mean when imagining and the
+posterior mean when filtering, so imagined and observed latents live in one space.
+
+Every step function takes and returns its state explicitly, so the encoder, the posterior
+step, the prior rollout and the decoder can be exported as separate graphs.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hvp.models.config import RSSMConfig
+from hvp.models.networks import ConvDecoder, ConvEncoder, GRUCell, foreground_weights, mlp, to_float_images
+
+
+def gaussian_kl(mean_a: torch.Tensor, std_a: torch.Tensor, mean_b: torch.Tensor, std_b: torch.Tensor) -> torch.Tensor:
+    """KL(N(a) || N(b)) of diagonal Gaussians [..., Z], summed over Z -> [...]."""
+    kl = torch.log(std_b / std_a) + (std_a ** 2 + (mean_a - mean_b) ** 2) / (2 * std_b ** 2) - 0.5
+    return kl.sum(-1)
+
+
+def previous_actions(actions: torch.Tensor) -> torch.Tensor:
+    """actions [B, L, A] (action t follows frame t) -> the action that led to each frame (zero before frame 0)."""
+    return torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], dim=1)
+
+
+class RSSM(nn.Module):
+    def __init__(self, config: RSSMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = ConvEncoder(config.image_size, config.conv_depth)
+        self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth)
+        self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim, config.hidden_dim), nn.ELU())
+        self.cell = GRUCell(config.hidden_dim, config.deter_dim)
+        self.prior_net = mlp(config.deter_dim, config.hidden_dim, 2 * config.stoch_dim)
+        self.posterior_net = mlp(config.deter_dim + self.encoder.output_dim, config.hidden_dim, 2 * config.stoch_dim)
+
+    # -- step functions (explicit state in and out) ----------------------------------
+    def initial(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (h float32 [B, deter], z float32 [B, stoch]), zeros: the belief before any frame."""
+        return (torch.zeros(batch, self.config.deter_dim, device=device),
+                torch.zeros(batch, self.config.stoch_dim, device=device))
+
+    def transition(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """h [B, deter], z [B, stoch], action [B, A] -> next h [B, deter]."""
+        return self.cell(self.input_layer(torch.cat([stoch, action], -1)), deter)
+
+    def _gaussian(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw_std = params.chunk(2, dim=-1)
+        return mean, F.softplus(raw_std) + self.config.min_std
+
+    def prior(self, deter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h [B, deter] -> (mean, std) [B, stoch] of z before seeing the frame."""
+        return self._gaussian(self.prior_net(deter))
+
+    def posterior(self, deter: torch.Tensor, embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h [B, deter], image embedding [B, E] -> (mean, std) [B, stoch] of z after seeing the frame."""
+        return self._gaussian(self.posterior_net(torch.cat([deter, embed], -1)))
+
+    def observe_step(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor,
+                     embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One deterministic filter step: -> (h', posterior mean of z') [B, deter], [B, stoch]."""
+        deter = self.transition(deter, stoch, action)
+        return deter, self.posterior(deter, embed)[0]
+
+    def rollout(self, deter: torch.Tensor, stoch: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Prior-mean rollout: h [N, deter], z [N, stoch], actions [N, H, A] -> latents float32 [N, H, D]."""
+        latents = []
+        for t in range(actions.shape[1]):
+            deter = self.transition(deter, stoch, actions[:, t])
+            stoch = self.prior(deter)[0]
+            latents.append(torch.cat([deter, stoch], -1))
+        return torch.stack(latents, 1)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents float32 [..., D] -> images float32 [..., 3, h, w] in about [-0.5, 0.5]."""
+        flat = self.decoder(latents.reshape(-1, latents.shape[-1]))
+        return flat.reshape(*latents.shape[:-1], *flat.shape[1:])
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """images float32 [B, L, 3, h, w] -> embeddings [B, L, E]."""
+        return self.encoder(images.flatten(0, 1)).unflatten(0, images.shape[:2])
+
+    # -- training ----------------------------------------------------------------------
+    def forward(self, images: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Negative ELBO of a window: images uint8 [B, L, h, w, 3], actions float32 [B, L, A] -> (loss, metrics)."""
+        config = self.config
+        frames = to_float_images(images)
+        embeds = self.embed(frames)
+        prev = previous_actions(actions)
+        deter, stoch = self.initial(images.shape[0], images.device)
+        features, prior_params, posterior_params = [], [], []
+        # filter with sampled latents (reparameterized)
+        for t in range(images.shape[1]):
+            deter = self.transition(deter, stoch, prev[:, t])
+            prior_params.append(self.prior(deter))
+            mean, std = self.posterior(deter, embeds[:, t])
+            posterior_params.append((mean, std))
+            stoch = mean + std * torch.randn_like(std)
+            features.append(torch.cat([deter, stoch], -1))
+        prior_mean, prior_std = (torch.stack(p, 1) for p in zip(*prior_params))
+        post_mean, post_std = (torch.stack(p, 1) for p in zip(*posterior_params))
+        # reconstruction, up-weighted on moving pixels
+        weights = foreground_weights(frames, config.foreground_weight, config.foreground_threshold)
+        reconstruction = ((self.decode(torch.stack(features, 1)) - frames) ** 2 * weights).sum((2, 3, 4)).mean()
+        # KL balancing with free nats: train the prior toward the posterior more than the reverse
+        prior_kl = gaussian_kl(post_mean.detach(), post_std.detach(), prior_mean, prior_std)
+        posterior_kl = gaussian_kl(post_mean, post_std, prior_mean.detach(), prior_std.detach())
+        kl = (config.kl_balance * prior_kl.clamp(min=config.free_nats).mean()
+              + (1 - config.kl_balance) * posterior_kl.clamp(min=config.free_nats).mean())
+        loss = reconstruction + config.kl_scale * kl
+        return loss, {"loss": loss.detach(), "reconstruction": reconstruction.detach(), "kl": prior_kl.mean().detach()}
+
+    # -- open-loop prediction ----------------------------------------------------------
+    @torch.no_grad()
+    def predict_video(self, images: torch.Tensor, actions: torch.Tensor, context: int) -> torch.Tensor:
+        """Filter `context` frames, then imagine the rest: images uint8 [B, L, h, w, 3], actions float32 [B, L, A]
+        -> predicted frames float32 [B, L - context, 3, h, w]."""
+        embeds = self.embed(to_float_images(images[:, :context]))
+        prev = previous_actions(actions)
+        deter, stoch = self.initial(images.shape[0], images.device)
+        for t in range(context):
+            deter, stoch = self.observe_step(deter, stoch, prev[:, t], embeds[:, t])
+        return self.decode(self.rollout(deter, stoch, actions[:, context - 1:-1]))

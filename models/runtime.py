@@ -1,0 +1,129 @@
+"""TorchRuntime: the RSSM behind hvp.contracts.ModelRuntime, numpy in and numpy out.
+
+State: {"deter": float32 [B, deter], "stoch": float32 [B, stoch]} (posterior/prior means, so
+the runtime is deterministic like its ONNX twin). Planning latent D = deter + stoch:
+latent(state) = [deter, stoch]; encode(image) = latent(observe(initial_state(B), image, zero action)).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from hvp.contracts import ModelState, check_array
+from hvp.models.checkpoint import CheckpointError, load_model
+from hvp.models.networks import to_float_images, to_uint8_images
+from hvp.models.rssm import RSSM
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """None or "auto": CUDA when present, else CPU; anything else is passed to torch.device."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_threads() -> int:
+    """The cores this process may use (respects CPU affinity, e.g. under taskset or a container)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _float_array(name: str, value: np.ndarray, shape: tuple[int | None, ...]) -> np.ndarray:
+    """Like check_array for float32, but accepts any float dtype (planners often hold float64) and casts."""
+    if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
+        got = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+        raise TypeError(f"{name}: expected a float32 numpy array, got {got}")
+    return check_array(name, value.astype(np.float32, copy=False), shape, np.float32)
+
+
+class TorchRuntime:
+    """hvp.contracts.ModelRuntime over a trained RSSM; never mutates a state it is given."""
+
+    def __init__(self, model: RSSM, device: str | torch.device | None = None, threads: int | None = None) -> None:
+        if not isinstance(model, RSSM):
+            raise TypeError(f"model: expected an RSSM, got {type(model).__name__}")
+        self.threads = threads or default_threads()
+        torch.set_num_threads(self.threads)  # process-wide in torch: the runtime owns the compute threads
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        config = model.config
+        self.image_shape = (*config.image_size, 3)
+        self.action_dim = config.action_dim
+        self.latent_dim = config.latent_dim
+        self._deter = config.deter_dim
+
+    # -- input checks ----------------------------------------------------------------
+    def _images(self, images: np.ndarray) -> torch.Tensor:
+        check_array("images", images, (None, *self.image_shape), np.uint8)
+        return torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+
+    def _state(self, state: ModelState, batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(state, dict) or set(state) != {"deter", "stoch"}:
+            raise ValueError(f"state: expected a dict with keys ['deter', 'stoch'], got {state!r:.80}")
+        rows = batch if batch is not None else state["deter"].shape[0]
+        deter = check_array("state['deter']", state["deter"], (rows, self._deter), np.float32)
+        stoch = check_array("state['stoch']", state["stoch"], (rows, self.latent_dim - self._deter), np.float32)
+        # torch.tensor copies: a caller's arrays can never be written through the runtime
+        return torch.tensor(deter, device=self.device), torch.tensor(stoch, device=self.device)
+
+    def _numpy(self, tensor: torch.Tensor) -> np.ndarray:
+        return tensor.detach().cpu().numpy()
+
+    # -- ModelRuntime ------------------------------------------------------------------
+    def initial_state(self, batch: int) -> ModelState:
+        if not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch: expected a positive int, got {batch!r}")
+        return {"deter": np.zeros((batch, self._deter), np.float32),
+                "stoch": np.zeros((batch, self.latent_dim - self._deter), np.float32)}
+
+    @torch.no_grad()
+    def observe(self, state: ModelState, images: np.ndarray, actions: np.ndarray) -> ModelState:
+        """state (batch B), images uint8 [B, h, w, 3], actions float32 [B, A] that led to them -> new state."""
+        frames = self._images(images)
+        batch = frames.shape[0]
+        actions = torch.from_numpy(_float_array("actions", actions, (batch, self.action_dim))).to(self.device)
+        deter, stoch = self._state(state, batch)
+        embed = self.model.encoder(to_float_images(frames))
+        deter, stoch = self.model.observe_step(deter, stoch, actions, embed)
+        return {"deter": self._numpy(deter), "stoch": self._numpy(stoch)}
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """images uint8 [B, h, w, 3] -> latents float32 [B, D]: a single image seen from the initial belief."""
+        batch = check_array("images", images, (None, *self.image_shape), np.uint8).shape[0]
+        zero = np.zeros((batch, self.action_dim), np.float32)
+        return self.latent(self.observe(self.initial_state(batch), images, zero))
+
+    @torch.no_grad()
+    def imagine(self, state: ModelState, actions: np.ndarray) -> np.ndarray:
+        """state (batch 1 or N), actions float32 [N, H, A] -> latents float32 [N, H, D] after each action."""
+        actions = _float_array("actions", actions, (None, None, self.action_dim))
+        count = actions.shape[0]
+        batch = state["deter"].shape[0] if isinstance(state, dict) and "deter" in state else None
+        if batch not in (1, count):
+            raise ValueError(f"state: expected batch 1 or {count} (the number of action sequences), got {batch}")
+        deter, stoch = self._state(state)
+        latents = self.model.rollout(deter.expand(count, -1), stoch.expand(count, -1),
+                                     torch.from_numpy(actions).to(self.device))
+        return self._numpy(latents)
+
+    @torch.no_grad()
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        """latents float32 [..., D] -> images uint8 [..., h, w, 3]."""
+        latents = _float_array("latents", latents, (*(None,) * (np.ndim(latents) - 1), self.latent_dim))
+        if latents.ndim < 2:
+            raise ValueError(f"latents: expected shape [..., {self.latent_dim}] with a batch axis, got {latents.shape}")
+        return self._numpy(to_uint8_images(self.model.decode(torch.from_numpy(latents).to(self.device))))
+
+    def latent(self, state: ModelState) -> np.ndarray:
+        """The planning latent [deter, stoch]: float32 [B, D]."""
+        self._state(state)
+        return np.concatenate([state["deter"], state["stoch"]], axis=-1)
+
+
+def load_runtime(run_dir: str, device: str | torch.device | None = None, threads: int | None = None) -> TorchRuntime:
+    """A TorchRuntime over the RSSM saved in `run_dir` by hvp train."""
+    kind, model, _ = load_model(run_dir)
+    if kind != "rssm":
+        raise CheckpointError(f"run_dir: {run_dir!r} holds a {kind!r} model; a ModelRuntime needs an 'rssm' run")
+    return TorchRuntime(model, device=device, threads=threads)
