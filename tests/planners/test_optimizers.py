@@ -3,6 +3,8 @@ optimizer owes its caller: bounds, NaN handling, one batched call per iteration,
 determinism, deadlines, action repeat."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -22,8 +24,9 @@ CONVERGE_ITERATIONS = {"random": 10, "cem": 10, "icem": 20, "mppi": 10, "cmaes":
 CONVERGE_OVERRIDES = {"mppi": dict(temperature=2.0)}
 
 
-def converging(name: str):
-    return make_optimizer(name, iterations=CONVERGE_ITERATIONS[name], **CONVERGE_OVERRIDES.get(name, {}))
+def converging(name: str, iteration_factor: int = 1, **overrides):
+    settings = {**CONVERGE_OVERRIDES.get(name, {}), **overrides}
+    return make_optimizer(name, iterations=iteration_factor * CONVERGE_ITERATIONS[name], **settings)
 
 
 def zeros(horizon: int = HORIZON, action_dim: int = ACTION_DIM) -> np.ndarray:
@@ -61,10 +64,11 @@ def test_converges_to_an_interior_optimum(name):
 def test_bound_constrained_optimum_lies_on_the_bounds(name):
     shape = problem_shape(name)
     target = np.where(np.arange(np.prod(shape)).reshape(shape) % 2 == 0, 1.8, -2.5).astype(np.float32)
-    optimizer = converging(name)
+    # A corner of the box, a unit away from the start in every coordinate: twice the iterations.
+    optimizer = converging(name, iteration_factor=2)
     result = optimizer.optimize(quadratic(target), zeros(*shape), np.random.default_rng(0))
     assert np.all(np.abs(result.plan) <= 1.0)
-    assert np.abs(result.plan - np.clip(target, -1, 1)).max() < 0.12
+    assert np.abs(result.plan - np.clip(target, -1, 1)).max() < 0.1
 
 
 def linear_system_problem():
@@ -95,9 +99,11 @@ def linear_system_problem():
 @pytest.mark.parametrize("name", [n for n in NAMES if n != "random"])
 def test_drives_a_linear_system_to_its_target(name):
     cost_fn, optimal = linear_system_problem()
-    result = converging(name).optimize(cost_fn, zeros(), np.random.default_rng(0))
+    # This problem's costs spread over about 0.1: MPPI's temperature follows.
+    optimizer = converging(name, **({"temperature": 0.1} if name == "mppi" else {}))
+    result = optimizer.optimize(cost_fn, zeros(), np.random.default_rng(0))
     start_cost = float(cost_fn(zeros()[None])[0])
-    assert optimal < result.cost < optimal + 0.02 * (start_cost - optimal)
+    assert optimal < result.cost < optimal + 0.04 * (start_cost - optimal)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -229,3 +235,11 @@ def test_users_can_register_their_own_optimizer():
 
     OPTIMIZERS.register("zero-test", lambda preset="cpu", **overrides: Zero(), overwrite=True)
     assert make_optimizer("zero-test").optimize(quadratic(zeros()), zeros(), None).cost == 0.0
+
+
+def test_planners_import_without_torch_or_simulators():
+    """The robot computer has numpy + onnxruntime only: hvp.planners must not pull torch, hvp.sim or hvp.models."""
+    code = ("import sys, hvp.planners, hvp.planners.mpc; "
+            "print(sorted(m for m in ('torch', 'mujoco', 'hvp.sim', 'hvp.models', 'hvp.real') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
