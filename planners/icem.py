@@ -78,7 +78,6 @@ class ICEM:
     def _carried_elites(self, carry: Mapping[str, np.ndarray] | None, plan_shape: tuple[int, int]) -> np.ndarray:
         """carry["elites"] float32 [k, H, A] -> knots float32 [k, K, A] (empty when nothing is carried)."""
         if not carry or "elites" not in carry:
-            return np.zeros((0, *to_knots(np.zeros(plan_shape, np.float32), self.config.action_repeat).shape),
-                            np.float32)
+            return to_knots(np.zeros((0, *plan_shape), np.float32), self.config.action_repeat)
         elites = check_array('carry["elites"]', carry["elites"], (None, *plan_shape), np.float32)
         return to_knots(np.clip(elites, ACTION_LOW, ACTION_HIGH), self.config.action_repeat)
