@@ -10,6 +10,7 @@ Everything it remembers is in the state dict it returns:
     target       float32 [D]                 what the cost pulls toward (goal, or a subgoal)
     plan         float32 [H, A]              last optimized plan
     age          int                         actions executed from `plan`
+    stale        bool                        plan again at the next act() (new episode or target)
     carry        dict of arrays [..., H, A]  the optimizer's carry (e.g. iCEM elites)
     last_action  float32 [A]                 the action returned by the previous act()
     imagined     float32 [H, D]              latents the model predicts for `plan` (for videos)
@@ -84,7 +85,7 @@ class LatentMPC:
         horizon, action_dim = self.config.horizon, self.runtime.action_dim
         return {
             "belief": self.runtime.initial_state(1), "goal": goal, "target": goal,
-            "plan": np.zeros((horizon, action_dim), np.float32), "age": self.config.replan_every, "carry": {},
+            "plan": np.zeros((horizon, action_dim), np.float32), "age": 0, "stale": True, "carry": {},
             "last_action": np.zeros(action_dim, np.float32),
             "imagined": np.zeros((horizon, self.runtime.latent_dim), np.float32),
             "plan_cost": float("inf"), "plan_seconds": 0.0,
@@ -94,7 +95,7 @@ class LatentMPC:
     def set_target(self, state: dict[str, Any], latent: np.ndarray, replan: bool = True) -> dict[str, Any]:
         """Steer toward `latent` float32 [D] (a subgoal) instead of the goal; replan at the next act() if asked."""
         check_array("latent", latent, (self.runtime.latent_dim,), np.float32)
-        return {**state, "target": latent.copy(), "age": self.config.replan_every if replan else state["age"]}
+        return {**state, "target": latent.copy(), "stale": replan or state["stale"]}
 
     def act(self, state: dict[str, Any], obs: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
         """obs {"image": uint8 [h, w, 3], ...} -> (new state, action float32 [A] in [-1, 1]). `state` is not mutated."""
@@ -104,7 +105,7 @@ class LatentMPC:
         # filter: the image is the outcome of the action returned last time
         belief = self.runtime.observe(state["belief"], image[None], state["last_action"][None])
         state = {**state, "belief": belief, "plan_seconds": 0.0}
-        if state["age"] >= self.config.replan_every:
+        if state["stale"] or state["age"] >= self.config.replan_every:
             state = self.replan(state)
         action = state["plan"][state["age"]].copy()
         return {**state, "age": state["age"] + 1, "last_action": action, "step": state["step"] + 1}, action
@@ -123,7 +124,7 @@ class LatentMPC:
             shift_carry(state["carry"], state["age"]), deadline)
         plan = np.clip(result.plan, -1.0, 1.0).astype(np.float32)
         imagined = self.runtime.imagine(belief, plan[None])[0].astype(np.float32)
-        return {**state, "plan": plan, "age": 0, "carry": dict(result.carry), "imagined": imagined,
+        return {**state, "plan": plan, "age": 0, "stale": False, "carry": dict(result.carry), "imagined": imagined,
                 "plan_cost": float(result.cost), "plan_seconds": time.perf_counter() - started}
 
     def _check_image(self, name: str, image: np.ndarray) -> np.ndarray:

@@ -85,8 +85,14 @@ def test_set_target_steers_toward_a_subgoal(linear_runtime):
     controller = LatentMPC(linear_runtime, make_optimizer("cem"), REACH, MPCConfig(replan_every=5))
     state = controller.reset(LinearRuntime.render(GOAL[None])[0])
     subgoal = np.array([0.5, 0.5, 0.0, 0.0], np.float32)
-    state = controller.set_target(state, subgoal)
     true_state = START.copy()
+    for _ in range(2):  # mid-plan toward the goal
+        state, action = controller.act(state, {"image": LinearRuntime.render(true_state[None])[0]})
+        true_state = step_true_system(true_state, action)
+    state = controller.set_target(state, subgoal)
+    state, action = controller.act(state, {"image": LinearRuntime.render(true_state[None])[0]})
+    assert state["plan_seconds"] > 0 and state["age"] == 1  # a new target means a new plan at once
+    true_state = step_true_system(true_state, action)
     for _ in range(20):
         state, action = controller.act(state, {"image": LinearRuntime.render(true_state[None])[0]})
         true_state = step_true_system(true_state, action)
