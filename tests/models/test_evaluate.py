@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pytest
+
+from hvp.cli import main
+from hvp.models.metrics import linear_probe_r2, object_centroids, position_error, psnr, ssim, tracked_color
+
+
+def _ball_image(row: int, col: int, size: int = 32) -> np.ndarray:
+    image = np.full((size, size, 3), 200, np.uint8)
+    image[row - 2:row + 3, col - 2:col + 3] = (230, 40, 30)
+    return image
+
+
+def test_psnr_and_ssim_rank_a_closer_image_higher():
+    truth = _ball_image(10, 10)
+    near, far = _ball_image(10, 11), _ball_image(25, 25)
+    assert psnr(near, truth) > psnr(far, truth)
+    assert ssim(truth[None], truth[None])[0] == pytest.approx(1.0, abs=1e-6)
+    assert ssim(near[None], truth[None])[0] > ssim(far[None], truth[None])[0]
+
+
+def test_object_centroid_and_position_error_are_in_pixels():
+    centroid, found = object_centroids(np.stack([_ball_image(10, 12), _ball_image(20, 5)]), "red")
+    np.testing.assert_allclose(centroid, [[10, 12], [20, 5]])
+    assert found.all()
+    empty = np.full((32, 32, 3), 200, np.uint8)
+    error, missing = position_error(np.stack([_ball_image(13, 16), empty]), np.stack([_ball_image(10, 12)] * 2), "red")
+    assert error[0] == pytest.approx(5.0) and not missing[0]
+    assert missing[1] and error[1] == pytest.approx(0.5 * np.hypot(32, 32))  # a vanished ball is penalized
+    assert tracked_color("maze-hard") == "red" and tracked_color("push-wall") == "green"
+
+
+def test_linear_probe_r2_is_one_for_linear_targets_and_low_for_noise():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6))
+    y = x @ rng.normal(size=(6, 2)) + 0.5
+    assert linear_probe_r2(x[:200], y[:200], x[200:], y[200:]) == pytest.approx([1.0, 1.0], abs=1e-3)
+    noise = rng.normal(size=(400, 2))
+    assert (linear_probe_r2(x[:200], noise[:200], x[200:], noise[200:]) < 0.1).all()
+
+
+def test_eval_model_cli_writes_the_report(rssm_run, maze_file, tmp_path):
+    baseline = tmp_path / "pixel"
+    main(["train", "--data", maze_file, "--out", str(baseline), "--preset", "debug", "--model", "pixel",
+          "--steps", "2", "--threads", "1", "--no-progress"])
+    out = tmp_path / "eval"
+    assert main(["eval-model", rssm_run, "--data", maze_file, "--baseline", str(baseline), "--context", "3",
+                 "--horizon", "4", "--windows", "6", "--out", str(out), "--threads", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["methods"]) == {"rssm", "pixel", "copy_last"}
+    for scores in summary["methods"].values():
+        assert {len(v) for v in scores.values()} == {4}
+    # copy-last drifts further from the truth as the horizon grows on a moving ball
+    copy_error = summary["methods"]["copy_last"]["position_error_px"]
+    assert copy_error[-1] > copy_error[0]
+    assert len(summary["probe"]["r2_per_dim"]) == 2
+    assert (out / "metrics_per_horizon.png").stat().st_size > 0 and (out / "prediction.gif").stat().st_size > 0
+
+
+def test_eval_model_refuses_a_pixel_run_as_the_world_model(maze_file, tmp_path):
+    from hvp.models.checkpoint import CheckpointError
+
+    main(["train", "--data", maze_file, "--out", str(tmp_path / "p"), "--preset", "debug", "--model", "pixel",
+          "--steps", "1", "--threads", "1", "--no-progress"])
+    with pytest.raises(CheckpointError, match="needs an 'rssm' run"):
+        main(["eval-model", str(tmp_path / "p"), "--data", maze_file])

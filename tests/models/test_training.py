@@ -1,0 +1,75 @@
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file, save_file
+
+from hvp.cli import main
+from hvp.models import checkpoint
+from hvp.models.config import RSSMConfig
+from hvp.models.fit import fit
+from hvp.models.train import train
+
+
+def test_a_debug_rssm_overfits_a_tiny_batch(maze_dataset):
+    torch.manual_seed(0)
+    windows = maze_dataset.sample_windows(np.random.default_rng(0), 2, 5)
+    batch = {"image": torch.from_numpy(windows["image"]), "action": torch.from_numpy(windows["action"])}
+    model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", free_nats=0.0))
+    first = float(model(batch["image"], batch["action"])[1]["reconstruction"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    last = train(model, optimizer, lambda: batch, start_step=0, steps=80, grad_clip=100.0, log_every=10,
+                 progress=False)
+    assert last["reconstruction"] < first / 8, (first, last)
+
+
+def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(maze_dataset, tmp_path):
+    settings = dict(preset="debug", threads=1, progress=False)
+    straight = fit(maze_dataset, tmp_path / "straight", train_overrides={"steps": 6, "save_every": 3}, **settings)
+    fit(maze_dataset, tmp_path / "split", train_overrides={"steps": 3}, **settings)
+    with pytest.raises(FileExistsError, match="--resume"):
+        fit(maze_dataset, tmp_path / "split", train_overrides={"steps": 6}, **settings)
+    resumed = fit(maze_dataset, tmp_path / "split", train_overrides={"steps": 6}, resume=True, **settings)
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+    rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss") and [r.split(",")[0] for r in rows[1:]] == ["3", "5", "6"]  # log_every 5, plus the last step
+
+
+def _ddp_worker(rank: int, port: int, data_path: str, out: str) -> None:
+    from hvp.data import load_dataset
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
+    model = fit(load_dataset(data_path), os.path.join(out, "run"), preset="debug", device="cpu",
+                train_overrides={"steps": 3}, progress=False)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(out, f"rank{rank}.safetensors"))
+    torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_gloo_processes_end_with_identical_weights(maze_file, tmp_path):
+    mp.spawn(_ddp_worker, args=(_free_port(), maze_file, str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    torch.manual_seed(0)  # the seed fit() initializes with: weights must have moved away from it
+    initial = checkpoint.build_model("rssm", checkpoint.load_model(tmp_path / "run")[1].config).state_dict()
+    assert rank0.keys() == rank1.keys()
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    assert any(not torch.equal(rank0[k], initial[k]) for k in rank0)
+
+
+def test_hvp_train_cli_writes_a_loadable_run(maze_file, tmp_path):
+    out = tmp_path / "cli"
+    assert main(["train", "--data", maze_file, "--out", str(out), "--preset", "debug", "--model", "pixel",
+                 "--steps", "2", "--threads", "1", "--no-progress"]) == 0
+    kind, model, config = checkpoint.load_model(out)
+    assert kind == "pixel" and config["train"]["steps"] == 2
+    assert (out / "metrics.csv").is_file() and list((out / "previews").glob("*.png"))
