@@ -1,0 +1,98 @@
+"""Benchmark of issue 3's world-model targets: collect, train (RSSM + pixel baseline), evaluate held out.
+
+    MUJOCO_GL=egl python bench/world_model.py                      # the cpu preset, maze-easy and push
+    MUJOCO_GL=egl python bench/world_model.py --preset debug --episodes 6 --held-out 4 --steps 20   # smoke run
+
+Targets, at horizon 10 on held-out episodes: object position error <= 1/4 of copy-last-frame's,
+PSNR >= copy-last + 3 dB, linear probe R^2 >= 0.97. Writes bench/results/world_model.json
+with the command, core count, seed, timings and whether each target was met.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def bench_env(env: str, args: argparse.Namespace, work: Path) -> dict:
+    from hvp.data import TrajectoryDataset
+    from hvp.models.evaluate import evaluate
+    from hvp.models.fit import fit
+    from hvp.models.runtime import TorchRuntime
+    from hvp.simulate import simulate
+
+    started = time.perf_counter()
+    episodes = simulate(env, "explore", args.episodes + args.held_out, seed=args.seed, workers=args.workers,
+                        progress=False)
+    env_args = {"env_name": env, "env_kwargs": {}}
+    train_set = TrajectoryDataset(episodes[:args.episodes], env_args)
+    held_out = TrajectoryDataset(episodes[args.episodes:], env_args)
+    collect_s = time.perf_counter() - started
+    overrides = {"seed": args.seed, **({"steps": args.steps} if args.steps else {})}
+    timings = {}
+    models = {}
+    for kind in ("rssm", "pixel"):
+        started = time.perf_counter()
+        models[kind] = fit(train_set, work / f"{env}-{kind}", kind=kind, preset=args.preset,
+                           train_overrides=overrides, threads=args.threads, progress=not args.quiet)
+        timings[kind] = json.loads((work / f"{env}-{kind}" / "train_summary.json").read_text())
+        timings[kind]["total_s"] = time.perf_counter() - started
+    summary, _ = evaluate(TorchRuntime(models["rssm"], device="cpu", threads=args.threads), held_out,
+                          context=5, horizon=10, windows=args.windows, seed=args.seed, baseline=models["pixel"])
+    methods, last = summary["methods"], -1
+    rssm_error, copy_error = methods["rssm"]["position_error_px"][last], methods["copy_last"]["position_error_px"][last]
+    return {
+        "collect_s": collect_s, "train_frames": train_set.frames, "held_out_episodes": len(held_out),
+        "training": {kind: {k: t[k] for k in ("wall_s", "total_s", "steps", "threads", "device")} |
+                     {"frames_per_s": t["last_metrics"].get("frames_per_s")} for kind, t in timings.items()},
+        "h10": {name: {"psnr": m["psnr"][last], "ssim": m["ssim"][last],
+                       "position_error_px": m.get("position_error_px", [None])[last]} for name, m in methods.items()},
+        "probe_r2": summary["probe"]["r2_mean"], "probe_r2_per_dim": summary["probe"]["r2_per_dim"],
+        "targets": {"position_error_at_most_quarter_of_copy_last": rssm_error <= copy_error / 4,
+                    "psnr_3db_above_copy_last": methods["rssm"]["psnr"][last] >= methods["copy_last"]["psnr"][last] + 3,
+                    "probe_r2_at_least_0.97": summary["probe"]["r2_mean"] >= 0.97},
+        "per_horizon": methods,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"))
+    parser.add_argument("--envs", nargs="+", default=["maze-easy", "push"])
+    parser.add_argument("--episodes", type=int, default=200, help="training episodes per env")
+    parser.add_argument("--held-out", type=int, default=20, help="held-out episodes per env (probe: half fit, half test)")
+    parser.add_argument("--steps", type=int, help="override the preset's training steps")
+    parser.add_argument("--windows", type=int, default=128, help="open-loop evaluation windows")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--workers", type=int, default=1, help="collection processes")
+    parser.add_argument("--work", default="bench/results/world_model_runs", help="where the runs are written")
+    parser.add_argument("--out", default="bench/results/world_model.json")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+    os.environ.setdefault("MUJOCO_GL", "egl")  # a script, not the library: headless rendering
+    from hvp.models.runtime import default_threads
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    if any(work.iterdir()):
+        raise SystemExit(f"--work {work} is not empty; remove it or choose another folder")
+    results = {"command": " ".join([sys.executable, *sys.argv]), "cores": default_threads(), "seed": args.seed,
+               "preset": args.preset, "envs": {}}
+    for env in args.envs:
+        results["envs"][env] = bench_env(env, args, work)
+        h10 = results["envs"][env]["h10"]
+        print(f"{env}: " + ", ".join(f"{name} PSNR {m['psnr']:.2f} pos {m['position_error_px']:.2f}px"
+                                     for name, m in h10.items())
+              + f"; probe R^2 {results['envs'][env]['probe_r2']:.3f}; targets {results['envs'][env]['targets']}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
