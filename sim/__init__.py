@@ -21,6 +21,13 @@ ENVS.register("push", "hvp.sim.push:PushEnv", variant="push", info={**_NATIVE, "
 ENVS.register("push-wall", "hvp.sim.push:PushEnv", variant="push-wall",
               info={**_NATIVE, "action_dim": 2, "horizon": 200})
 ENVS.register("reach", "hvp.sim.reach:ReachEnv", info={**_NATIVE, "action_dim": 2, "horizon": 50})
+for _task, _horizon in (("lift", 60), ("stack", 100), ("door", 80)):
+    ENVS.register(f"robosuite-{_task}", "hvp.sim.robosuite_env:RobosuiteEnv", extra="robosuite", task=_task,
+                  info={"backend": "robosuite", "image": "64x64", "action_dim": 4, "horizon": _horizon})
+ENVS.register("pybullet-kuka-reach", "hvp.sim.pybullet_env:KukaReachEnv", extra="pybullet",
+              info={"backend": "pybullet", "image": "64x64", "action_dim": 7, "horizon": 50})
+ENVS.register("pybullet-push", "hvp.sim.pybullet_env:PushEnv", extra="pybullet",
+              info={"backend": "pybullet", "image": "64x64", "action_dim": 2, "horizon": 50})
 
 
 def make(name: str, **overrides: Any) -> gym.Env:

@@ -32,6 +32,18 @@ def with_visual(xml: str, width: int, height: int, fast: bool) -> str:
     return head + sep + visual + tail
 
 
+def check_action(action: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Validate an action for any hvp env: float array of `shape`, finite; returns it as float64 clipped to [-1, 1]."""
+    action = np.asarray(action)
+    if action.shape != shape:
+        raise ValueError(f"action: expected shape {shape}, got {action.shape}")
+    if not np.issubdtype(action.dtype, np.floating):
+        raise TypeError(f"action: expected a float array (float32), got dtype {action.dtype}")
+    if not np.all(np.isfinite(action)):
+        raise ValueError(f"action: contains NaN or inf: {action}")
+    return np.clip(action.astype(np.float64), -1.0, 1.0)
+
+
 class MujocoTaskEnv(gym.Env):
     """obs = {"image": uint8 [h, w, 3], "state": float32 [S]}; actions float32 [A] in [-1, 1].
 
@@ -141,14 +153,7 @@ class MujocoTaskEnv(gym.Env):
 
     # -- helpers --------------------------------------------------------------------
     def check_action(self, action: Any) -> np.ndarray:
-        action = np.asarray(action)
-        if action.shape != self.action_space.shape:
-            raise ValueError(f"action: expected shape {self.action_space.shape}, got {action.shape}")
-        if not np.issubdtype(action.dtype, np.floating):
-            raise TypeError(f"action: expected a float array (float32), got dtype {action.dtype}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"action: contains NaN or inf: {action}")
-        return np.clip(action.astype(np.float64), -1.0, 1.0)
+        return check_action(action, self.action_space.shape)
 
     def _set_qpos(self, qpos: np.ndarray) -> None:
         mujoco.mj_resetData(self.model, self.data)
