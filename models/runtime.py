@@ -103,7 +103,8 @@ class TorchRuntime:
         if batch not in (1, count):
             raise ValueError(f"state: expected batch 1 or {count} (the number of action sequences), got {batch}")
         deter, stoch = self._state(state)
-        latents = self.model.rollout(deter.expand(count, -1), stoch.expand(count, -1),
+        # expand() gives stride-0 rows that send matmuls down a slow path; materialize them
+        latents = self.model.rollout(deter.expand(count, -1).contiguous(), stoch.expand(count, -1).contiguous(),
                                      torch.from_numpy(actions).to(self.device))
         return self._numpy(latents)
 
