@@ -139,8 +139,7 @@ class RobotClient:
 
     # -- lifecycle ----------------------------------------------------------------------
     def close(self) -> None:
-        self.socket.close()
-        self.context.term()
+        self.context.destroy(linger=0)  # the context is ours alone: close every socket made from it
 
     def __enter__(self) -> "RobotClient":
         return self

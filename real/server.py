@@ -132,7 +132,7 @@ class RobotServer:
     # -- requests -----------------------------------------------------------------------
     def _handle(self, frames: list[bytes], dropped: bool) -> None:
         identity, body = frames[0], frames[1:]
-        reply_to = -1
+        reply_to = 0  # requests number from 1; 0 means the request was unreadable
         try:
             if dropped:
                 raise ProtocolError(ErrorCode.BAD_FRAMES, f"expected at most {1 + MAX_ARRAYS} frames, got more")
