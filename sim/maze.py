@@ -40,6 +40,8 @@ HORIZONS = {"easy": 60, "medium": 100, "hard": 150}
 class MazeEnv(MujocoTaskEnv):
     """state = ball (x, y, vx, vy); true_state = ball (x, y); goal = target (x, y)."""
 
+    planar_agent = True  # true_state[:2] is a directly actuated point: scripted exploration can steer it
+
     def __init__(self, difficulty: str = "easy", max_steps: int | None = None, **kwargs) -> None:
         if difficulty not in LAYOUTS:
             raise ValueError(f"difficulty: expected one of {sorted(LAYOUTS)}, got {difficulty!r}")

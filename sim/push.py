@@ -26,6 +26,8 @@ HORIZONS = {"push": 80, "push-wall": 200}
 class PushEnv(MujocoTaskEnv):
     """state = pusher (x, y, vx, vy); true_state = pusher (x, y), block (x, y, yaw); goal = block (x, y, yaw)."""
 
+    planar_agent = True  # true_state[:2] is a directly actuated point: scripted exploration can steer it
+
     def __init__(self, variant: str = "push", max_steps: int | None = None, **kwargs) -> None:
         if variant not in WALL_LAYOUTS:
             raise ValueError(f"variant: expected one of {sorted(WALL_LAYOUTS)}, got {variant!r}")

@@ -1,0 +1,106 @@
+"""Data-collection policies: random, smooth random, and scripted exploration.
+
+A policy is `reset(env, rng)` then `act(obs, info) -> float32 [A]`. Exploration may read
+the simulator's true state: it only gathers data, it never plans toward a goal.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+class Policy(Protocol):
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None: ...
+
+    def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> np.ndarray: ...
+
+
+class RandomPolicy:
+    """Independent uniform actions."""
+
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
+        self.rng, self.dim = rng, env.action_space.shape[0]
+
+    def act(self, obs, info) -> np.ndarray:
+        return self.rng.uniform(-1, 1, self.dim).astype(np.float32)
+
+
+class SmoothNoisePolicy:
+    """Ornstein-Uhlenbeck actions: temporally correlated, so the agent travels instead of jittering."""
+
+    def __init__(self, theta: float = 0.25, sigma: float = 0.45) -> None:
+        self.theta, self.sigma = theta, sigma
+
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.action = rng.uniform(-1, 1, env.action_space.shape[0])
+
+    def act(self, obs, info) -> np.ndarray:
+        self.action += -self.theta * self.action + self.sigma * self.rng.normal(size=self.action.shape)
+        return np.clip(self.action, -1, 1).astype(np.float32)
+
+
+class WaypointExplorer:
+    """Noisy proportional control of a planar agent toward random waypoints.
+
+    Drives `true_state[:2]` (the ball, the pusher); when the task has an object at
+    `true_state[2:4]` (the block), half of the waypoints lie just past it, so pushes happen.
+    """
+
+    def __init__(self, gain: float = 4.0, noise: float = 0.3, reach: float = 0.1, patience: int = 25) -> None:
+        self.gain, self.noise, self.reach, self.patience = gain, noise, reach, patience
+
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
+        self.rng, self.waypoint, self.age = rng, None, 0
+
+    def _new_waypoint(self, true_state: np.ndarray) -> np.ndarray:
+        if len(true_state) >= 4 and self.rng.random() < 0.5:
+            block = true_state[2:4]
+            direction = block - true_state[:2]
+            direction /= max(np.linalg.norm(direction), 1e-6)
+            return np.clip(block + direction * self.rng.uniform(0.1, 0.5), -0.9, 0.9)
+        return self.rng.uniform(-0.9, 0.9, 2)
+
+    def act(self, obs, info) -> np.ndarray:
+        position = info["true_state"][:2]
+        if self.waypoint is None or self.age > self.patience or np.linalg.norm(self.waypoint - position) < self.reach:
+            self.waypoint, self.age = self._new_waypoint(info["true_state"]), 0
+        self.age += 1
+        action = self.gain * (self.waypoint - position) + self.noise * self.rng.normal(size=2)
+        return np.clip(action, -1, 1).astype(np.float32)
+
+
+class ExplorationMix:
+    """Per episode, scripted waypoints (planar tasks) or smooth noise, to cover the state space."""
+
+    def __init__(self, waypoint_share: float = 0.6) -> None:
+        self.waypoint_share = waypoint_share
+        self.choices = (WaypointExplorer(), SmoothNoisePolicy())
+
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
+        planar = env.action_space.shape == (2,) and getattr(env.unwrapped, "planar_agent", False)
+        self.current = self.choices[0] if planar and rng.random() < self.waypoint_share else self.choices[1]
+        self.current.reset(env, rng)
+
+    def act(self, obs, info) -> np.ndarray:
+        return self.current.act(obs, info)
+
+
+POLICIES: dict[str, Callable[[], Policy]] = {
+    "random": RandomPolicy,
+    "smooth": SmoothNoisePolicy,
+    "explore": ExplorationMix,
+}
+
+
+def make_policy(policy: str | Policy) -> Policy:
+    if isinstance(policy, str):
+        if policy not in POLICIES:
+            raise ValueError(f"policy: unknown name {policy!r}; choose one of {sorted(POLICIES)} or pass an object "
+                             "with reset(env, rng) and act(obs, info)")
+        return POLICIES[policy]()
+    if not (hasattr(policy, "reset") and hasattr(policy, "act")):
+        raise TypeError(f"policy: expected a name or an object with reset(env, rng) and act(obs, info), got {policy!r}")
+    return policy
