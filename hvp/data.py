@@ -115,9 +115,18 @@ def finished_indices(path: str | os.PathLike) -> list[int]:
     return sorted(set(merged) | set(part_indices(path)))
 
 
+def remove_stale_temporaries(path: str | os.PathLike) -> None:
+    """Delete temporaries a killed writer left behind (they were never visible as episodes)."""
+    for folder in (Path(path).parent, parts_dir(path)):
+        if folder.is_dir():
+            for stale in folder.glob(".*.hdf5.tmp-*"):
+                stale.unlink(missing_ok=True)
+
+
 def finalize(path: str | os.PathLike, env_args: Mapping[str, Any]) -> Path:
     """Merge the shards (and any earlier finished file) into `path`, atomically, then drop the shards."""
     path = Path(path)
+    remove_stale_temporaries(path)
     tmp, out = _atomic_h5(path)
     total = 0
     with out:

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+from hvp.registry import MissingBackendError, Registry, UnknownNameError
+
+
+def test_lazy_entry_is_imported_only_when_made():
+    registry = Registry("thing")
+    registry.register("json-dumps", "json:dumps")
+    assert registry.make("json-dumps", obj=[1]) == "[1]"
+
+
+def test_missing_backend_names_the_extra():
+    registry = Registry("env")
+    registry.register("fancy", "hvp_no_such_backend.envs:Fancy", extra="fancy")
+    with pytest.raises(MissingBackendError, match=r"pip install 'hvp\[fancy\]'"):
+        registry.make("fancy")
+
+
+def test_unknown_and_duplicate_names():
+    registry = Registry("planner")
+    registry.register("a", dict)
+    with pytest.raises(UnknownNameError, match="known: a"):
+        registry.make("b")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("a", list)
+    registry.register("a", list, overwrite=True)
+    assert registry.make("a") == []
