@@ -1,0 +1,155 @@
+"""Learned temporal distance: predicted control steps between two planning latents.
+
+Raw latent distance only ranks states that are close (REFERENCES.md's probe: Spearman
+0.96 under a quarter of the arena, 0.22 overall), so planners need a cost that keeps
+meaning far from the goal. This network reads two latents of the world model and
+predicts how many control steps separate them, saturating at `max_steps` (K_max).
+
+    net = TemporalDistanceNet(TemporalDistanceConfig(latent_dim=160))
+    distance = TorchDistance(net)                  # hvp.contracts.Distance, numpy in and out
+    steps = distance.steps(latents_a, latents_b)   # float32 [N, D], [N or 1, D] -> float32 [N]
+    save_distance("runs/NAME/distance", net, extra={...}); load_distance("runs/NAME/distance")
+
+On disk (safetensors + JSON, never pickle)::
+
+    distance/config.json           {"format_version", "kind": "temporal_distance", "model": {...}, ...extra}
+    distance/model.safetensors     weights and latent normalization; metadata repeats the model config
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hvp.config import Config, require
+from hvp.contracts import check_array
+from hvp.models.checkpoint import CheckpointError, _check_tensors, _load_tensors, _replace_into, _write_json
+from hvp.models.runtime import resolve_device
+
+FORMAT_VERSION = 1
+KIND = "temporal_distance"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclasses.dataclass(frozen=True)
+class TemporalDistanceConfig(Config):
+    """Network of the temporal-distance model; latent_dim comes from the world model."""
+
+    latent_dim: int = 160  # D of the world model's planning latent
+    hidden_dim: int = 256  # width of the MLP layers
+    depth: int = 3  # hidden layers
+    max_steps: int = 40  # K_max: predictions saturate here; pairs further apart are labelled K_max
+
+    def validate(self) -> None:
+        for name in ("latent_dim", "hidden_dim", "depth"):
+            require(getattr(self, name) >= 1, "TemporalDistanceConfig.{} must be >= 1 (got {})", name,
+                    getattr(self, name))
+        require(self.max_steps >= 2, "TemporalDistanceConfig.max_steps must be >= 2 (got {})", self.max_steps)
+
+
+TemporalDistanceConfig.PRESETS = {"debug": dict(hidden_dim=32, depth=2, max_steps=10), "cpu": {},
+                                  "gpu": dict(hidden_dim=512, depth=4, max_steps=60)}
+
+
+class TemporalDistanceNet(nn.Module):
+    """MLP on [a, b, a - b] of normalized latents -> log(1 + steps), squashed into [0, log(1 + K_max)].
+
+    Working in log(1 + steps) keeps near pairs (which steer the last metres of a plan)
+    as resolved as far ones; the sigmoid bound makes saturation explicit rather than learnt.
+    """
+
+    def __init__(self, config: TemporalDistanceConfig) -> None:
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width = 3 * config.latent_dim
+        for _ in range(config.depth):
+            layers += [nn.Linear(width, config.hidden_dim), nn.LayerNorm(config.hidden_dim), nn.SiLU()]
+            width = config.hidden_dim
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+        # latent statistics of the training data: world-model latents have unequal scales per dimension
+        self.register_buffer("latent_mean", torch.zeros(config.latent_dim))
+        self.register_buffer("latent_std", torch.ones(config.latent_dim))
+
+    @property
+    def log_max(self) -> float:
+        return math.log1p(self.config.max_steps)
+
+    def set_normalization(self, latents: torch.Tensor) -> None:
+        """latents float32 [M, D] of the training data -> per-dimension mean and std used on every input."""
+        self.latent_mean.copy_(latents.mean(0))
+        self.latent_std.copy_(latents.std(0).clamp(min=1e-3))
+
+    def forward(self, latents_a: torch.Tensor, latents_b: torch.Tensor) -> torch.Tensor:
+        """latents_a [N, D], latents_b [N, D] (or broadcastable) -> log(1 + steps) float32 [N]."""
+        a = (latents_a - self.latent_mean) / self.latent_std
+        b = ((latents_b - self.latent_mean) / self.latent_std).expand_as(a)
+        return self.log_max * torch.sigmoid(self.mlp(torch.cat([a, b, a - b], -1)).squeeze(-1))
+
+
+class TorchDistance:
+    """hvp.contracts.Distance over a TemporalDistanceNet: steps(a, b) -> float32 [N] in [0, K_max]."""
+
+    def __init__(self, net: TemporalDistanceNet, device: str | torch.device | None = "cpu") -> None:
+        if not isinstance(net, TemporalDistanceNet):
+            raise TypeError(f"net: expected a TemporalDistanceNet, got {type(net).__name__}")
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        self.latent_dim = net.config.latent_dim
+        self.max_steps = net.config.max_steps
+
+    @torch.no_grad()
+    def steps(self, latents_a: np.ndarray, latents_b: np.ndarray) -> np.ndarray:
+        """latents_a float32 [N, D], latents_b float32 [N, D] or [1, D] -> predicted control steps float32 [N]."""
+        a = check_array("latents_a", latents_a, (None, self.latent_dim), np.float32)
+        b = check_array("latents_b", latents_b, (None, self.latent_dim), np.float32)
+        if len(b) not in (1, len(a)):
+            raise ValueError(f"latents_b: expected 1 or {len(a)} rows (like latents_a), got {len(b)}")
+        log_steps = self.net(torch.from_numpy(a).to(self.device), torch.from_numpy(b).to(self.device))
+        return torch.expm1(log_steps).cpu().numpy()
+
+
+def save_distance(out_dir: str | os.PathLike, net: TemporalDistanceNet, extra: dict[str, Any] | None = None) -> Path:
+    """Write config.json (model config + `extra`, e.g. training config and metrics) and model.safetensors."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    header = {"format_version": FORMAT_VERSION, "kind": KIND, "model": net.config.to_dict()}
+    _write_json(out_dir / CONFIG_FILE, {**(extra or {}), **header})
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
+    metadata = {key: json.dumps(value, sort_keys=True) for key, value in header.items()}
+    _replace_into(out_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return out_dir
+
+
+def load_distance(model_dir: str | os.PathLike, device: str | torch.device | None = "cpu") -> TorchDistance:
+    """The TorchDistance saved in `model_dir` by save_distance (hvp train-distance). Never unpickles."""
+    model_dir = Path(model_dir)
+    path = model_dir / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"model_dir: {os.fspath(model_dir)!r} has no {CONFIG_FILE}; "
+                              "train one with `hvp train-distance RUN --data DATA.hdf5`")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
+    if config.get("kind") != KIND or config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: expected kind {KIND!r} format_version {FORMAT_VERSION}, "
+                              f"got {config.get('kind')!r} {config.get('format_version')!r}")
+    net = TemporalDistanceNet(TemporalDistanceConfig.from_dict(config["model"]))
+    tensors, metadata = _load_tensors(model_dir / WEIGHTS_FILE)
+    if metadata.get("model") != json.dumps(config["model"], sort_keys=True):
+        raise CheckpointError(f"{model_dir / WEIGHTS_FILE} was saved for another model than {path} describes")
+    _check_tensors(model_dir / WEIGHTS_FILE, net.state_dict(), tensors)
+    net.load_state_dict(tensors)
+    return TorchDistance(net, device)

@@ -1,0 +1,105 @@
+"""Temporal-distance model on real MuJoCo maze episodes seen through a small trained RSSM."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hvp.models.checkpoint import CheckpointError
+from hvp.models.fit_distance import (DistanceTrainConfig, episode_latents, evaluate_distance, fit_distance,
+                                     sample_pairs, spearman)
+from hvp.models.temporal_distance import (TemporalDistanceConfig, TemporalDistanceNet, TorchDistance, load_distance,
+                                          save_distance)
+
+
+@pytest.fixture(scope="module")
+def latents(tmp_path_factory):
+    """(train, held-out) EpisodeLatents of 16 maze-easy episodes (12 / 4) under a debug RSSM."""
+    from hvp.data import TrajectoryDataset
+    from hvp.models.fit import fit
+    from hvp.models.runtime import TorchRuntime
+    from hvp.simulate import simulate
+
+    episodes = simulate("maze-easy", "explore", 16, env_kwargs={"max_steps": 40}, progress=False)
+    dataset = TrajectoryDataset(episodes, {"env_name": "maze-easy"})
+    # stoch 16: encode() keeps only the stochastic part of a single image, and 4 dims carry too little of it
+    model = fit(dataset, tmp_path_factory.mktemp("rssm"), preset="debug", train_overrides={"steps": 10},
+                model_overrides={"stoch_dim": 16}, threads=2, progress=False)
+    runtime = TorchRuntime(model, threads=2)
+    return episode_latents(runtime, episodes[:12], 5), episode_latents(runtime, episodes[12:], 5)
+
+
+@pytest.fixture(scope="module")
+def trained(latents):
+    config = TemporalDistanceConfig.preset("debug", latent_dim=latents[0].filtered.shape[1])
+    return TorchDistance(fit_distance(latents[0], config, DistanceTrainConfig.preset("debug"), progress=False))
+
+
+def test_latents_line_up_with_frames(latents):
+    train, _ = latents
+    assert train.filtered.shape == train.encoded.shape == (train.frames, train.filtered.shape[1])
+    assert train.imagined.shape == (train.frames, 5, train.filtered.shape[1])
+    assert train.lengths.sum() == train.frames and train.starts[0] == 0
+    assert np.all(np.isfinite(train.imagined))
+
+
+def test_pairs_are_labelled_by_capped_offsets(latents):
+    train, _ = latents
+    a, b, labels = sample_pairs(train, np.random.default_rng(0), 512, 10, far_fraction=0.0, imagined_fraction=0.0)
+    assert a.shape == b.shape == (512, train.filtered.shape[1]) and labels.shape == (512,)
+    assert labels.min() == 0 and labels.max() == 10
+    zero = labels == 0  # an offset of 0 pairs a frame's belief with the same frame encoded alone
+    rows = [np.flatnonzero((train.filtered == row).all(1))[0] for row in a[zero]]
+    np.testing.assert_array_equal(train.encoded[rows], b[zero])
+
+
+def test_learns_step_ordering_on_held_out_episodes(latents, trained):
+    train, held_out = latents
+    score = evaluate_distance(trained, held_out, pairs=2048, seed=1)
+    # chance is 0; a constant prediction has no rank correlation at all
+    assert score["spearman"] > 0.2, score
+    assert evaluate_distance(trained, train, seed=1)["spearman"] > score["spearman"] - 0.1
+    # predictions are bounded by K_max
+    a, b, _ = sample_pairs(held_out, np.random.default_rng(2), 256, 10, 0.5, 0.5)
+    steps = trained.steps(a, b)
+    assert steps.dtype == np.float32 and steps.shape == (256,)
+    assert np.all((steps >= 0) & (steps <= trained.max_steps + 1e-4))
+
+
+def test_save_load_round_trip(tmp_path, trained, latents):
+    a = latents[1].filtered[:7]
+    save_distance(tmp_path, trained.net, extra={"note": "round trip"})
+    loaded = load_distance(tmp_path)
+    np.testing.assert_array_equal(loaded.steps(a, a[:1]), trained.steps(a, a[:1]))
+    assert loaded.max_steps == trained.max_steps
+
+
+def test_load_refuses_missing_and_mismatched(tmp_path):
+    with pytest.raises(CheckpointError, match="has no config.json"):
+        load_distance(tmp_path / "nothing")
+    save_distance(tmp_path / "a", TemporalDistanceNet(TemporalDistanceConfig(latent_dim=8, hidden_dim=4)))
+    save_distance(tmp_path / "b", TemporalDistanceNet(TemporalDistanceConfig(latent_dim=8, hidden_dim=6)))
+    (tmp_path / "a" / "model.safetensors").write_bytes((tmp_path / "b" / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="another model"):
+        load_distance(tmp_path / "a")
+
+
+def test_steps_errors_name_the_argument():
+    distance = TorchDistance(TemporalDistanceNet(TemporalDistanceConfig(latent_dim=8, hidden_dim=4)))
+    a = np.zeros((5, 8), np.float32)
+    assert distance.steps(a, a[:1]).shape == (5,)
+    with pytest.raises(ValueError, match=r"latents_b: expected 1 or 5 rows"):
+        distance.steps(a, a[:3])
+    with pytest.raises(ValueError, match=r"latents_a: expected shape \('\*', 8\), got \(5, 7\)"):
+        distance.steps(a[:, :7], a)
+    with pytest.raises(TypeError, match="latents_b: expected dtype float32, got float64"):
+        distance.steps(a, a.astype(np.float64))
+
+
+def test_config_and_spearman_checks():
+    with pytest.raises(ValueError, match="max_steps must be >= 2"):
+        TemporalDistanceConfig(max_steps=1)
+    with pytest.raises(ValueError, match="expectile must be in"):
+        DistanceTrainConfig(expectile=0.0)
+    x = np.arange(10.0)
+    assert spearman(x, x**3) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
