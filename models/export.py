@@ -1,0 +1,187 @@
+"""torch -> ONNX: step graphs with explicit state in and out, batch axis dynamic, checked on export.
+
+The exporter is generic: a GraphSpec is "a module + example inputs + names". A model kind
+contributes a function that lists its graphs (GRAPHS["rssm"] = rssm_graphs); a subgoal
+generator or a reachability model adds one such function and nothing else changes.
+
+    manifest = export_run("runs/maze-easy", "runs/maze-easy/onnx")      # folder layout: hvp.onnx_format
+
+Every graph is run in onnxruntime right after export on its example inputs and compared
+with torch; an export whose outputs differ by more than the tolerance is refused
+(exporters have shipped silent gate-layout bugs for GRUs).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hvp.models.checkpoint import CheckpointError, load_model
+from hvp.models.networks import to_float_images, to_uint8_images
+from hvp.models.rssm import RSSM
+from hvp.onnx_format import (BATCH_AXIS, FORMAT_VERSION, MANIFEST_FILE, META_CONFIG, META_FORMAT_VERSION, META_GRAPH,
+                             META_KIND, META_SCHEMA_HASH, file_sha256, model_hash, schema_hash, session_io)
+
+FLOAT_TOLERANCE = 1e-4  # max |onnxruntime - torch| of float outputs
+UINT8_TOLERANCE = 1  # pixel levels: a 1e-7 float difference may round the other way
+EXAMPLE_BATCH = 3  # > 1, so no exporter specializes the dynamic axis to a constant
+
+
+class ExportError(RuntimeError):
+    """An export failed or its graph does not reproduce the torch module."""
+
+
+class StepFunction(nn.Module):
+    """Wraps one function of `owner` as an exportable module (owner's parameters stay registered)."""
+
+    def __init__(self, owner: nn.Module, function: Callable[..., Any]) -> None:
+        super().__init__()
+        self.owner = owner
+        self.function = function
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.function(*inputs)
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One graph: `module(*example_inputs)` -> a tensor or a tuple of tensors; axis 0 of all of them is the batch."""
+
+    name: str
+    module: nn.Module
+    example_inputs: tuple[torch.Tensor, ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.example_inputs) != len(self.input_names):
+            raise ValueError(f"GraphSpec {self.name!r}: expected one input name per example input, got "
+                             f"{len(self.input_names)} names for {len(self.example_inputs)} inputs")
+        if any(x.ndim == 0 or x.shape[0] < 2 for x in self.example_inputs):
+            raise ValueError(f"GraphSpec {self.name!r}: example inputs need a batch axis 0 of size >= 2, got shapes "
+                             f"{[tuple(x.shape) for x in self.example_inputs]}")
+
+
+# -- graphs of each model kind ---------------------------------------------------------------
+def rssm_graphs(model: RSSM) -> list[GraphSpec]:
+    """encoder, observe_step, imagine_step, decoder of an RSSM (hvp.models.rssm); shapes in hvp.real.onnx_runtime."""
+    config = model.config
+    generator = torch.Generator().manual_seed(0)
+
+    def example(*shape: int) -> torch.Tensor:
+        return torch.randn(EXAMPLE_BATCH, *shape, generator=generator)
+
+    def imagine_step(deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        deter = model.transition(deter, stoch, action)
+        return deter, model.prior(deter)[0]  # prior mean, as RSSM.rollout
+
+    images = torch.randint(0, 256, (EXAMPLE_BATCH, *config.image_size, 3), dtype=torch.uint8, generator=generator)
+    deter, stoch, action = example(config.deter_dim), example(config.stoch_dim), example(config.action_dim)
+    with torch.no_grad():
+        embedding = model.encoder(to_float_images(images))
+    return [
+        GraphSpec("encoder", StepFunction(model, lambda frames: model.encoder(to_float_images(frames))),
+                  (images,), ("images",), ("embedding",)),
+        GraphSpec("observe_step", StepFunction(model, model.observe_step), (deter, stoch, action, embedding),
+                  ("deter", "stoch", "action", "embedding"), ("deter_next", "stoch_next")),
+        GraphSpec("imagine_step", StepFunction(model, imagine_step), (deter, stoch, action),
+                  ("deter", "stoch", "action"), ("deter_next", "stoch_next")),
+        GraphSpec("decoder", StepFunction(model, lambda latents: to_uint8_images(model.decode(latents))),
+                  (example(config.latent_dim),), ("latents",), ("images",)),
+    ]
+
+
+GRAPHS: dict[str, Callable[[nn.Module], list[GraphSpec]]] = {"rssm": rssm_graphs}
+
+
+# -- export ------------------------------------------------------------------------------------
+def _export_one(spec: GraphSpec, path: Path) -> None:
+    # The dynamo exporter: the TorchScript one (dynamo=False) writes an invalid Transpose for
+    # movedim(-1, -3) in to_float_images (perm {0, -1, 1, 2}), which onnxruntime refuses to load.
+    batch = torch.export.Dim(BATCH_AXIS)
+    try:
+        torch.onnx.export(spec.module.eval(), spec.example_inputs, str(path), input_names=list(spec.input_names),
+                          output_names=list(spec.output_names), dynamo=True, verbose=False,
+                          # StepFunction.forward takes *inputs: one tuple of per-input specs
+                          dynamic_shapes=(tuple({0: batch} for _ in spec.example_inputs),))
+    except Exception as err:  # noqa: BLE001 - exporters raise many types; name the graph and keep the cause
+        raise ExportError(f"graph {spec.name!r}: torch.onnx.export failed: {err}") from err
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _max_difference(spec: GraphSpec, session: Any) -> float:
+    """Largest |onnxruntime - torch| over the graph's outputs on its example inputs; raises ExportError past tolerance."""
+    with torch.no_grad():
+        expected = spec.module(*spec.example_inputs)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    got = session.run(list(spec.output_names), {n: x.numpy() for n, x in zip(spec.input_names, spec.example_inputs)})
+    worst = 0.0
+    for name, want, have in zip(spec.output_names, expected, got):
+        want = want.numpy()
+        if want.shape != have.shape or want.dtype != have.dtype:
+            raise ExportError(f"graph {spec.name!r} output {name!r}: expected {want.dtype}{list(want.shape)}, "
+                              f"onnxruntime gave {have.dtype}{list(have.shape)}")
+        difference = float(np.max(np.abs(want.astype(np.float64) - have.astype(np.float64)), initial=0.0))
+        tolerance = UINT8_TOLERANCE if want.dtype == np.uint8 else FLOAT_TOLERANCE
+        if not difference <= tolerance:
+            raise ExportError(f"graph {spec.name!r} output {name!r}: onnxruntime differs from torch by {difference:.3g} "
+                              f"(tolerance {tolerance}); the exporter mistranslated the module")
+        worst = max(worst, difference)
+    return worst
+
+
+def export_graphs(specs: Sequence[GraphSpec], out_dir: str | os.PathLike, kind: str, config: dict[str, Any],
+                  threads: int = 1) -> dict[str, Any]:
+    """Export, check and annotate `specs` into out_dir; writes and returns the manifest (hvp.onnx_format)."""
+    import onnx
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / MANIFEST_FILE
+    manifest_path.unlink(missing_ok=True)  # a folder without a manifest is never loaded half-written
+    graphs_io, differences = {}, {}
+    for spec in specs:
+        path = out_dir / f"{spec.name}.onnx"
+        _export_one(spec, path)
+        session = _session(path, threads)
+        graphs_io[spec.name] = session_io(session)
+        differences[spec.name] = _max_difference(spec, session)
+    schema = schema_hash(config, graphs_io)
+    metadata = {META_FORMAT_VERSION: str(FORMAT_VERSION), META_KIND: kind,
+                META_CONFIG: json.dumps(config, sort_keys=True), META_SCHEMA_HASH: schema}
+    graphs = {}
+    for spec in specs:
+        path = out_dir / f"{spec.name}.onnx"
+        proto = onnx.load(str(path))
+        onnx.helper.set_model_props(proto, {**metadata, META_GRAPH: spec.name})
+        onnx.save(proto, str(path))
+        graphs[spec.name] = {"file": path.name, "sha256": file_sha256(path), **graphs_io[spec.name],
+                             "max_abs_difference": differences[spec.name]}
+    manifest = {"format_version": FORMAT_VERSION, "kind": kind, "config": config, "schema_hash": schema,
+                "model_hash": model_hash(graph["sha256"] for graph in graphs.values()),
+                "exporter": {"torch": torch.__version__, "dynamo": True}, "graphs": graphs}
+    temporary = manifest_path.with_name(f".{MANIFEST_FILE}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    os.replace(temporary, manifest_path)
+    return manifest
+
+
+def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, threads: int = 1) -> dict[str, Any]:
+    """Export the model saved in run_dir (hvp train) into out_dir; -> the manifest."""
+    kind, model, run_config = load_model(run_dir)
+    if kind not in GRAPHS:
+        raise CheckpointError(f"run_dir: {os.fspath(run_dir)!r} holds a {kind!r} model; export knows {sorted(GRAPHS)}")
+    return export_graphs(GRAPHS[kind](model), out_dir, kind, run_config["model"], threads=threads)

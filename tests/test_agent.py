@@ -1,0 +1,95 @@
+"""Agent wiring end to end on real MuJoCo: debug world model + temporal distance -> latent MPC -> graded episodes."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hvp.agent import RandomActions, build_controller, evaluate, wilson_interval
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> str:
+    """A debug RSSM trained for a few steps on 4 short maze-easy episodes, with a debug temporal distance."""
+    from hvp.data import TrajectoryDataset
+    from hvp.models.fit import fit
+    from hvp.models.fit_distance import train_distance
+    from hvp.simulate import simulate
+
+    episodes = simulate("maze-easy", "explore", 4, env_kwargs={"max_steps": 15}, progress=False)
+    dataset = TrajectoryDataset(episodes, {"env_name": "maze-easy"})
+    out = tmp_path_factory.mktemp("runs") / "maze"
+    fit(dataset, out, preset="debug", train_overrides={"steps": 5}, threads=2, progress=False)
+    train_distance(out, dataset, preset="debug", train_overrides={"steps": 20}, held_out=0.25, progress=False)
+    return str(out)
+
+
+@pytest.fixture
+def maze_env():
+    from hvp.sim import make
+
+    env = make("maze-easy", max_steps=4)
+    yield env
+    env.close()
+
+
+def test_mpc_evaluation_writes_summary_and_video(run_dir, maze_env, tmp_path):
+    controller, decode = build_controller(run_dir, "cem", "temporal", preset="debug", horizon=3)
+    summary = evaluate(maze_env, controller, episodes=2, seed=3, out=tmp_path, videos=1, decode=decode,
+                       progress=False, meta={"planner": "cem"})
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written == json.loads(json.dumps(summary))
+    assert written["planner"] == "cem" and written["episodes"] == 2 and written["seed"] == 3
+    low, high = written["success_ci95"]
+    assert 0 <= low <= written["success_rate"] <= high <= 1
+    assert [row["seed"] for row in written["per_episode"]] == [3, 4]
+    assert all(row["steps"] == 4 or row["success"] for row in written["per_episode"])
+    assert written["step_ms_median"] > 0 and written["step_ms_p95"] >= written["step_ms_median"]
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(tmp_path / "episode_000.mp4")
+    # one frame per act() plus the last, four 64-px panels scaled x3: reality | next | plan end | goal
+    assert len(frames) == written["per_episode"][0]["steps"] + 1 and frames[0].shape == (192, 768, 3)
+    assert not (tmp_path / "episode_001.mp4").exists()
+
+
+def test_seeded_runs_repeat(run_dir, maze_env):
+    results = []
+    for _ in range(2):
+        controller, _ = build_controller(run_dir, "cem", "latent", preset="debug", horizon=3)
+        results.append(evaluate(maze_env, controller, episodes=1, seed=5, progress=False)["per_episode"])
+    assert results[0] == results[1]
+
+
+def test_cli_plan_with_random_actions(run_dir, tmp_path, capsys):
+    from hvp.cli import main
+
+    out = tmp_path / "plan"
+    assert main(["plan", "--env", "maze-easy", "--model", run_dir, "--planner", "random-actions", "--cost", "latent",
+                 "--episodes", "2", "--max-steps", "3", "--videos", "0", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["planner"] == "random-actions" and summary["episodes"] == 2
+    assert "success" in capsys.readouterr().out and not list(out.glob("*.mp4"))
+
+
+def test_random_actions_are_seeded_and_bounded():
+    controller, goal = RandomActions(action_dim=2), np.zeros((64, 64, 3), np.uint8)
+    first, again, other = (controller.act(controller.reset(goal, seed=s), {})[1] for s in (1, 1, 2))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    assert first.dtype == np.float32 and first.shape == (2,) and np.all(np.abs(first) <= 1)
+
+
+def test_unknown_names_list_the_known_ones(run_dir):
+    with pytest.raises(ValueError, match=r"planner: expected one of .*cem.*random-actions.*, got 'annealing'"):
+        build_controller(run_dir, "annealing", "latent")
+    with pytest.raises(ValueError, match=r"cost: expected one of latent, temporal, pixel, got 'l1'"):
+        build_controller(run_dir, "cem", "l1")
+
+
+def test_wilson_interval_matches_known_values():
+    low, high = wilson_interval(45, 50)  # textbook: 0.786 .. 0.957
+    assert low == pytest.approx(0.7864, abs=1e-3) and high == pytest.approx(0.9565, abs=1e-3)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)
