@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hvp.contracts import ActionLimits
+from results_io import write_results
 
 
 class ConstantDriver:
@@ -134,10 +135,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    record = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "cores": os.cpu_count(), "seed": args.seed,
-              "targets": {"p99_ms": 2.0, "sustained_hz": 500}, **result}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    record = write_results(args.out, args.seed, {"targets": {"p99_ms": 2.0, "sustained_hz": 500}, **result})
     print(json.dumps({k: v for k, v in record.items() if k != "server_rss_samples"}, indent=2))
     return 0
 

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_io import write_results
+
 
 def bench_env(env: str, args: argparse.Namespace, work: Path) -> dict:
     from hvp.data import TrajectoryDataset
@@ -80,17 +82,14 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     if any(work.iterdir()):
         raise SystemExit(f"--work {work} is not empty; remove it or choose another folder")
-    results = {"command": " ".join([sys.executable, *sys.argv]), "cores": default_threads(), "seed": args.seed,
-               "preset": args.preset, "envs": {}}
+    results = {"threads": args.threads or default_threads(), "preset": args.preset, "envs": {}}
     for env in args.envs:
         results["envs"][env] = bench_env(env, args, work)
         h10 = results["envs"][env]["h10"]
         print(f"{env}: " + ", ".join(f"{name} PSNR {m['psnr']:.2f} pos {m['position_error_px']:.2f}px"
                                      for name, m in h10.items())
               + f"; probe R^2 {results['envs'][env]['probe_r2']:.3f}; targets {results['envs'][env]['targets']}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, args.seed, results)
     return 0
 
 
