@@ -1,0 +1,78 @@
+"""hvp deploy: run the latent MPC controller over an exported model against a robot server (planner side)."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "drive a robot server with latent MPC over an ONNX model (hvp export): handshake, arm, episodes, disarm"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--connect", required=True, help="robot server endpoint, e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--model", required=True, help="folder written by hvp export (manifest.json + *.onnx)")
+    parser.add_argument("--goal", help="goal image (PNG, the camera's size); default: the robot's goal on reset")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes to run; episode i is seeded seed + i")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the robot's episodes and the planner")
+    parser.add_argument("--max-steps", type=int, default=200, help="control steps per episode at most")
+    parser.add_argument("--planner", default="cem", help="optimizer: random, cem, icem, mppi, cmaes")
+    parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
+    parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")
+    parser.add_argument("--threads", type=int, help="onnxruntime threads (default: the cores this process may use)")
+    parser.add_argument("--hierarchical", action="store_true", help="subgoal-hierarchical controller (not yet available)")
+    parser.add_argument("--keys", help="CurveZMQ key folder from `hvp keys` (planner.key_secret, robot.key)")
+    parser.add_argument("--insecure-plaintext", action="store_true", help="allow plaintext to a non-loopback robot")
+    parser.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each reply")
+    parser.add_argument("--ttl", type=float, default=0.3, help="seconds after an observation its action may still run")
+    parser.add_argument("--record", help="write every episode (actions, applied actions, success, act() times) as JSON")
+
+
+def _read_goal(path: str):
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.hierarchical:
+        print("hvp deploy: --hierarchical is not yet available (hvp.planners has no hierarchical controller); "
+              "run without it for flat latent MPC", flush=True)
+        return 2
+    import json
+
+    import numpy as np
+
+    from hvp.deploy import DeployError, check_robot, onnx_controller, run_episodes
+    from hvp.real.client import BridgeTimeout, RobotClient, RobotError
+    from hvp.real.keys import ClientCurve
+    from hvp.real.onnx_runtime import ModelFolderError, OnnxRuntime
+
+    try:
+        runtime = OnnxRuntime(args.model, threads=args.threads)
+        controller = onnx_controller(runtime, args.planner, args.preset, args.horizon, args.seed)
+        goal = _read_goal(args.goal) if args.goal else None
+        curve = ClientCurve.from_dir(args.keys) if args.keys else None
+        robot = RobotClient(args.connect, timeout_s=args.timeout, ttl_s=args.ttl, curve=curve,
+                            insecure_plaintext=args.insecure_plaintext)
+    except (ModelFolderError, OSError, ValueError) as err:
+        raise SystemExit(f"hvp deploy: {err}") from None
+
+    def report(episode) -> None:
+        print(f"episode seed {episode.seed}: {episode.steps} steps, success {episode.success}, done {episode.done}, "
+              f"act() {1e3 * np.median(episode.act_seconds or [0.0]):.1f} ms median", flush=True)
+
+    with robot:
+        try:
+            info = robot.handshake(runtime.model_hash)
+            check_robot(info, runtime)
+            print(f"hvp deploy: connected to {info.name} at {info.control_hz:g} Hz, model {runtime.model_hash[:16]}",
+                  flush=True)
+            episodes = run_episodes(robot, controller, args.episodes, args.seed, goal, args.max_steps, report)
+        except (DeployError, BridgeTimeout, RobotError) as err:
+            raise SystemExit(f"hvp deploy: {err}") from None
+    if args.record:
+        with open(args.record, "w") as handle:
+            json.dump({"model_hash": runtime.model_hash, "robot": info.name, "episodes": [e.summary() for e in episodes]},
+                      handle)
+    print(f"hvp deploy: {sum(e.success for e in episodes)}/{len(episodes)} episodes successful", flush=True)
+    return 0

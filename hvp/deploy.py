@@ -1,0 +1,130 @@
+"""Deployment wiring: a controller over an exported model, driving a robot through the ZMQ bridge.
+
+    runtime = OnnxRuntime("runs/maze-easy/onnx")
+    controller = onnx_controller(runtime, planner="cem")
+    with RobotClient("tcp://127.0.0.1:5555") as robot:
+        check_robot(robot.handshake(runtime.model_hash), runtime)
+        episodes = run_episodes(robot, controller, episodes=3)
+
+Torch-free (numpy, onnxruntime, pyzmq): this runs on the robot computer. The robot side
+owns safety; this side checks that the robot's camera and action space fit the model,
+paces itself to the robot's control rate and records what the robot actually applied.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from hvp.contracts import Controller, ModelRuntime
+from hvp.real.client import RobotClient, RobotError, RobotInfo
+from hvp.real.protocol import ErrorCode
+
+
+class DeployError(RuntimeError):
+    """The robot and the model do not fit together, or an episode has no goal."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployedEpisode:
+    """One episode on the robot side, as the planner saw it."""
+
+    seed: int
+    steps: int
+    success: bool  # the robot's episode_info["success"] at the end (False if the robot reports none)
+    done: bool  # the robot ended the episode (its own step limit or task end)
+    actions: np.ndarray  # float32 [T, A] the controller chose
+    applied: np.ndarray  # float32 [T, A] the robot applied after its safety gate (echoed back)
+    act_seconds: tuple[float, ...]  # wall time of each controller.act() (filter + plan)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: the arrays as nested lists."""
+        fields = dataclasses.asdict(self)
+        return {**fields, "actions": self.actions.tolist(), "applied": self.applied.tolist(),
+                "act_seconds": list(self.act_seconds)}
+
+
+def onnx_controller(runtime: ModelRuntime, planner: str = "cem", preset: str = "cpu", horizon: int | None = None,
+                    seed: int = 0) -> Controller:
+    """A LatentMPC over `runtime` with a registered optimizer and the squared-latent-distance cost (every step)."""
+    from hvp.planners import make_optimizer
+    from hvp.planners.costs import LatentDistance
+    from hvp.planners.mpc import LatentMPC, MPCConfig
+
+    config = MPCConfig.preset(preset, seed=seed, **({"horizon": horizon} if horizon else {}))
+    # every step counts: a last-step-only cost leaves the first actions free (docs/planners.md)
+    return LatentMPC(runtime, make_optimizer(planner, preset=preset), LatentDistance(weighting="all"), config)
+
+
+def check_robot(info: RobotInfo, runtime: ModelRuntime) -> None:
+    """The robot's camera image and action size must be the model's; raises DeployError naming both."""
+    if tuple(info.image_shape) != tuple(runtime.image_shape) or info.action_dim != runtime.action_dim:
+        raise DeployError(f"robot {info.name!r}: provides images {list(info.image_shape)} and actions "
+                          f"[{info.action_dim}], the model expects images {list(runtime.image_shape)} and actions "
+                          f"[{runtime.action_dim}]")
+
+
+def start_episode(robot: RobotClient, seed: int, goal_image: np.ndarray | None) -> np.ndarray:
+    """Reset the robot's episode when it has episodes; -> the goal: `goal_image` if given, else the robot's."""
+    try:
+        robot_goal = robot.reset(seed=seed)
+    except RobotError as err:
+        if err.code != ErrorCode.UNSUPPORTED:
+            raise
+        robot_goal = None  # a robot without episodes: the operator sets the scene up
+    goal = goal_image if goal_image is not None else robot_goal
+    if goal is None:
+        raise DeployError("goal: the robot provides no goal image on reset; pass one (hvp deploy --goal goal.png)")
+    return goal
+
+
+def run_episode(robot: RobotClient, controller: Controller, goal: np.ndarray, seed: int, max_steps: int,
+                clock: Callable[[], float] = time.monotonic) -> DeployedEpisode:
+    """Arm, loop get_obs -> act -> send_action at the robot's control rate until done or max_steps, disarm."""
+    period = 1.0 / robot.robot.control_hz
+    state = controller.reset(goal, seed=seed)
+    actions, applied, act_seconds, info = [], [], [], {}
+    robot.arm()
+    try:
+        next_tick = clock()
+        while len(actions) < max_steps and not info.get("done", False):
+            obs = robot.get_obs()
+            started = clock()
+            state, action = controller.act(state, obs)
+            act_seconds.append(clock() - started)
+            echo = robot.send_action(action)
+            if "last_action" in state:  # filter with what the robot did, not what was asked
+                state = {**state, "last_action": echo.action}
+            actions.append(action)
+            applied.append(echo.action)
+            info = echo.info
+            next_tick += period
+            time.sleep(max(0.0, next_tick - clock()))
+    finally:
+        robot.disarm()
+    action_dim = robot.robot.action_dim
+    return DeployedEpisode(seed=seed, steps=len(actions), success=bool(info.get("success", False)),
+                           done=bool(info.get("done", False)),
+                           actions=np.array(actions, np.float32).reshape(-1, action_dim),
+                           applied=np.array(applied, np.float32).reshape(-1, action_dim),
+                           act_seconds=tuple(act_seconds))
+
+
+def run_episodes(robot: RobotClient, controller: Controller, episodes: int = 1, seed: int = 0,
+                 goal_image: np.ndarray | None = None, max_steps: int = 200,
+                 on_episode: Callable[[DeployedEpisode], None] | None = None) -> list[DeployedEpisode]:
+    """`episodes` episodes seeded seed, seed + 1, ...; the robot must have been handshaken."""
+    if robot.robot is None:
+        raise DeployError("robot: call robot.handshake(model_hash) before running episodes")
+    for name, value in (("episodes", episodes), ("max_steps", max_steps)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    results = []
+    for index in range(episodes):
+        goal = start_episode(robot, seed + index, goal_image)
+        results.append(run_episode(robot, controller, goal, seed + index, max_steps))
+        if on_episode is not None:
+            on_episode(results[-1])
+    return results
