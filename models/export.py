@@ -101,13 +101,15 @@ GRAPHS: dict[str, Callable[[nn.Module], list[GraphSpec]]] = {"rssm": rssm_graphs
 
 
 # -- export ------------------------------------------------------------------------------------
-def _export_one(spec: GraphSpec, path: Path) -> None:
+def export_graph(spec: GraphSpec, path: Path) -> None:
+    """Write `spec` as one ONNX file at `path` (no metadata, no check: export_graphs adds both)."""
     # The dynamo exporter: the TorchScript one (dynamo=False) writes an invalid Transpose for
     # movedim(-1, -3) in to_float_images (perm {0, -1, 1, 2}), which onnxruntime refuses to load.
     batch = torch.export.Dim(BATCH_AXIS)
     try:
         torch.onnx.export(spec.module.eval(), spec.example_inputs, str(path), input_names=list(spec.input_names),
                           output_names=list(spec.output_names), dynamo=True, verbose=False,
+                          external_data=False,  # one self-contained file per graph (fine below 2 GB)
                           # StepFunction.forward takes *inputs: one tuple of per-input specs
                           dynamic_shapes=(tuple({0: batch} for _ in spec.example_inputs),))
     except Exception as err:  # noqa: BLE001 - exporters raise many types; name the graph and keep the cause
@@ -155,7 +157,7 @@ def export_graphs(specs: Sequence[GraphSpec], out_dir: str | os.PathLike, kind: 
     graphs_io, differences = {}, {}
     for spec in specs:
         path = out_dir / f"{spec.name}.onnx"
-        _export_one(spec, path)
+        export_graph(spec, path)
         session = _session(path, threads)
         graphs_io[spec.name] = session_io(session)
         differences[spec.name] = _max_difference(spec, session)

@@ -58,6 +58,9 @@ def assert_close(torch_value, onnx_value):
 
 def test_export_wrote_a_manifest_with_hashes_and_exporter_checks(exported):
     manifest = json.loads((exported[1] / MANIFEST_FILE).read_text())
+    # self-contained graph files (no external-data side files), each listed with its hash
+    assert sorted(p.name for p in exported[1].iterdir()) == sorted(
+        [MANIFEST_FILE, *(g["file"] for g in manifest["graphs"].values())])
     assert set(manifest["graphs"]) == {"encoder", "observe_step", "imagine_step", "decoder"}
     assert manifest["config"]["deter_dim"] == 16 and len(manifest["schema_hash"]) == 64
     # the exporter's own check on its example inputs
