@@ -25,12 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", help="write every episode (actions, applied actions, success, act() times) as JSON")
 
 
-def _read_goal(path: str):
+def _read_goal(path: str, image_shape: tuple[int, int, int]):
+    """The --goal PNG as uint8 [h, w, 3]; it must have the camera size the model was trained on."""
     import numpy as np
     from PIL import Image
 
     with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        goal = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    if goal.shape != tuple(image_shape):
+        raise ValueError(f"--goal: expected an image of shape {tuple(image_shape)} (the model's camera), "
+                         f"{path!r} has {goal.shape}")
+    return goal
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         runtime = OnnxRuntime(args.model, threads=args.threads)
         controller = onnx_controller(runtime, args.planner, args.preset, args.horizon, args.seed)
-        goal = _read_goal(args.goal) if args.goal else None
+        goal = _read_goal(args.goal, runtime.image_shape) if args.goal else None
         curve = ClientCurve.from_dir(args.keys) if args.keys else None
         robot = RobotClient(args.connect, timeout_s=args.timeout, ttl_s=args.ttl, curve=curve,
                             insecure_plaintext=args.insecure_plaintext)
