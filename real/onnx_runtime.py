@@ -11,8 +11,8 @@ Graphs (folder layout and hashes: hvp.onnx_format), batch axis B dynamic:
     decoder       latents float32 [B, D] -> images uint8 [B, h, w, 3]
 
 imagine() calls imagine_step once per horizon step, so any horizon works with one graph:
-measured on this machine at N=128, H=10, one thread, a graph unrolled over a fixed H was
-only ~6% faster (bench/runtime.py prints both).
+a graph unrolled over a fixed H=10 was about 10% faster at N=128 on one thread here
+(5.9 vs 6.6 ms, bench/runtime.py), not worth tying the export to one planning horizon.
 """
 from __future__ import annotations
 
