@@ -74,7 +74,8 @@ def unrolled_rollout(run: str, work: Path, threads: int):
 
 
 def bench_threads(run: str, onnx_dir: Path, work: Path, threads: int, steps: int, seed: int) -> dict:
-    from hvp.deploy import onnx_controller
+    from hvp.deploy import mpc_controller
+    from hvp.planners.costs import LatentDistance
     from hvp.models.runtime import load_runtime
     from hvp.real.onnx_runtime import OnnxRuntime
 
@@ -82,7 +83,8 @@ def bench_threads(run: str, onnx_dir: Path, work: Path, threads: int, steps: int
     rng = np.random.default_rng(seed)
     shape = runtimes["onnx"].image_shape
     goal, image = (rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(2))
-    controllers = {name: onnx_controller(runtime, "cem", "cpu", HORIZON, seed) for name, runtime in runtimes.items()}
+    controllers = {name: mpc_controller(runtime, LatentDistance("all"), "cem", "cpu", HORIZON, seed)
+                   for name, runtime in runtimes.items()}
     states = {name: controller.reset(goal) for name, controller in controllers.items()}
 
     def plan_step(name: str) -> Callable[[], None]:
@@ -133,7 +135,7 @@ def main() -> int:
         export_seconds = time.perf_counter() - started
         results = [bench_threads(run, work / "onnx", work, threads, args.steps, args.seed) for threads in args.threads]
     write_results(args.out, args.seed, {
-        "model": args.run or f"random weights, RSSM preset {args.preset}", "model_config": manifest["config"],
+        "model": args.run or f"random weights, RSSM preset {args.preset}", "model_config": manifest["models"]["rssm"]["config"],
         "planner": {"optimizer": "cem", "population": POPULATION, "iterations": ITERATIONS, "horizon": HORIZON},
         "export_seconds": round(export_seconds, 1), "results": results})
     return 0

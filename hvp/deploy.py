@@ -1,7 +1,7 @@
 """Deployment wiring: a controller over an exported model, driving a robot through the ZMQ bridge.
 
     runtime = OnnxRuntime("runs/maze-easy/onnx")
-    controller = onnx_controller(runtime, planner="cem")
+    controller = mpc_controller(runtime, planning_cost("temporal", "runs/maze-easy/onnx"), planner="cem")
     with RobotClient("tcp://127.0.0.1:5555") as robot:
         check_robot(robot.handshake(runtime.model_hash), runtime)
         episodes = run_episodes(robot, controller, episodes=3)
@@ -13,12 +13,14 @@ paces itself to the robot's control rate and records what the robot actually app
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Any, Callable
 
 import numpy as np
 
 from hvp.contracts import Controller, ModelRuntime
+from hvp.planners.costs import CostTerm
 from hvp.real.client import RobotClient, RobotError, RobotInfo
 from hvp.real.protocol import ErrorCode
 
@@ -46,16 +48,34 @@ class DeployedEpisode:
                 "act_seconds": list(self.act_seconds)}
 
 
-def onnx_controller(runtime: ModelRuntime, planner: str = "cem", preset: str = "cpu", horizon: int | None = None,
-                    seed: int = 0) -> Controller:
-    """A LatentMPC over `runtime` with a registered optimizer and the squared-latent-distance cost (every step)."""
+def planning_cost(name: str, model_dir: str | os.PathLike, threads: int | None = None) -> CostTerm:
+    """"latent": squared latent distance; "temporal": the exported temporal-distance model's predicted steps.
+
+    Every step of the plan counts: a last-step-only cost leaves the first actions free (docs/planners.md).
+    """
+    from hvp.planners.costs import LatentDistance, TemporalDistance
+
+    if name == "latent":
+        return LatentDistance(weighting="all")
+    if name == "temporal":
+        from hvp.real.onnx_distance import OnnxDistance
+        from hvp.real.onnx_folder import ModelFolderError, read_manifest
+
+        if "temporal_distance" not in read_manifest(model_dir)["models"]:
+            raise ModelFolderError(f"cost 'temporal': {os.fspath(model_dir)!r} has no temporal_distance model; train "
+                                   f"one (hvp train-distance RUN), export the run again, or use the 'latent' cost")
+        return TemporalDistance(OnnxDistance(model_dir, threads=threads), weighting="all")
+    raise ValueError(f"cost: expected 'latent' or 'temporal', got {name!r}")
+
+
+def mpc_controller(runtime: ModelRuntime, cost: CostTerm, planner: str = "cem", preset: str = "cpu",
+                   horizon: int | None = None, seed: int = 0) -> Controller:
+    """A LatentMPC over `runtime` with a registered optimizer (hvp.planners.OPTIMIZERS) and `cost`."""
     from hvp.planners import make_optimizer
-    from hvp.planners.costs import LatentDistance
     from hvp.planners.mpc import LatentMPC, MPCConfig
 
     config = MPCConfig.preset(preset, seed=seed, **({"horizon": horizon} if horizon else {}))
-    # every step counts: a last-step-only cost leaves the first actions free (docs/planners.md)
-    return LatentMPC(runtime, make_optimizer(planner, preset=preset), LatentDistance(weighting="all"), config)
+    return LatentMPC(runtime, make_optimizer(planner, preset=preset), cost, config)
 
 
 def check_robot(info: RobotInfo, runtime: ModelRuntime) -> None:

@@ -1,14 +1,17 @@
-"""The exported-model folder that `hvp export` writes and hvp.real.OnnxRuntime reads.
+"""The exported-model folder that `hvp export` writes and hvp.real's onnxruntime models read.
 
-    NAME/onnx/manifest.json     {"format_version", "kind", "config", "schema_hash", "model_hash",
-                                 "exporter", "graphs": {graph: {"file", "sha256", "inputs", "outputs"}}}
+    NAME/onnx/manifest.json     {"format_version", "model_hash", "exporter",
+                                 "models": {kind: {"config", "schema_hash",
+                                                   "graphs": {graph: {"file", "sha256", "inputs", "outputs",
+                                                                      "max_abs_difference"}}}}}
     NAME/onnx/<graph>.onnx      one graph per step function, batch axis dynamic; metadata_props repeat
-                                format_version, kind, graph, config (JSON) and schema_hash
+                                format_version, kind, graph, config (JSON) and schema_hash of its model
 
-schema_hash: sha256 of the model config and every graph's inputs and outputs (names,
+Kinds: "rssm" (the world model, always) and "temporal_distance" (when the run has one).
+schema_hash, per model: sha256 of its config and its graphs' inputs and outputs (names,
 onnxruntime type strings, shapes with "batch" for the dynamic axis), so a graph from another
-export or another model size is refused. model_hash: sha256 of the graph files' bytes in
-manifest order, the identity a robot server checks in the bridge handshake.
+export or another model size is refused. model_hash: sha256 over every graph file's sha256,
+sorted by "kind/graph": the identity of the whole folder, checked in the bridge handshake.
 
 Both sides describe graphs through an onnxruntime InferenceSession, so the reader needs no
 `onnx` package and no torch. Nothing here imports either.
@@ -52,6 +55,8 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def model_hash(file_hashes: Iterable[str]) -> str:
-    """sha256 hex over the graph files' own sha256 digests, in manifest order."""
-    return hashlib.sha256("".join(file_hashes).encode()).hexdigest()
+def model_hash(manifest_models: Mapping[str, Mapping[str, Any]]) -> str:
+    """sha256 hex over the graph files' sha256 digests of manifest["models"], sorted by "kind/graph"."""
+    digests = sorted((f"{kind}/{graph}", entry["sha256"]) for kind, model in manifest_models.items()
+                     for graph, entry in model["graphs"].items())
+    return hashlib.sha256("".join(f"{name}={digest}\n" for name, digest in digests).encode()).hexdigest()

@@ -1,8 +1,8 @@
 """torch -> ONNX: step graphs with explicit state in and out, batch axis dynamic, checked on export.
 
 The exporter is generic: a GraphSpec is "a module + example inputs + names". A model kind
-contributes a function that lists its graphs (GRAPHS["rssm"] = rssm_graphs); a subgoal
-generator or a reachability model adds one such function and nothing else changes.
+contributes a function that lists its graphs (rssm_graphs, distance_graphs); a subgoal
+generator adds one such function and an ExportModel in export_run, nothing else.
 
     manifest = export_run("runs/maze-easy", "runs/maze-easy/onnx")      # folder layout: hvp.onnx_format
 
@@ -25,6 +25,7 @@ from torch import nn
 from hvp.models.checkpoint import CheckpointError, load_model
 from hvp.models.networks import to_float_images, to_uint8_images
 from hvp.models.rssm import RSSM
+from hvp.models.temporal_distance import TemporalDistanceNet, load_distance
 from hvp.onnx_format import (BATCH_AXIS, FORMAT_VERSION, MANIFEST_FILE, META_CONFIG, META_FORMAT_VERSION, META_GRAPH,
                              META_KIND, META_SCHEMA_HASH, file_sha256, model_hash, schema_hash, session_io)
 
@@ -97,7 +98,22 @@ def rssm_graphs(model: RSSM) -> list[GraphSpec]:
     ]
 
 
-GRAPHS: dict[str, Callable[[nn.Module], list[GraphSpec]]] = {"rssm": rssm_graphs}
+def distance_graphs(net: TemporalDistanceNet) -> list[GraphSpec]:
+    """temporal_distance: latents_a, latents_b float32 [B, D] -> steps float32 [B] (hvp.models.temporal_distance)."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(EXAMPLE_BATCH, net.config.latent_dim, generator=generator) for _ in range(2))
+    steps = StepFunction(net, lambda latents_a, latents_b: torch.expm1(net(latents_a, latents_b)))  # as TorchDistance
+    return [GraphSpec("temporal_distance", steps, (a, b), ("latents_a", "latents_b"), ("steps",))]
+
+
+
+@dataclass(frozen=True)
+class ExportModel:
+    """One model of an export folder: its kind ("rssm", "temporal_distance", ...), config (JSON-ready) and graphs."""
+
+    kind: str
+    config: dict[str, Any]
+    graphs: list[GraphSpec]
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -145,45 +161,65 @@ def _max_difference(spec: GraphSpec, session: Any) -> float:
     return worst
 
 
-def export_graphs(specs: Sequence[GraphSpec], out_dir: str | os.PathLike, kind: str, config: dict[str, Any],
-                  threads: int = 1) -> dict[str, Any]:
-    """Export, check and annotate `specs` into out_dir; writes and returns the manifest (hvp.onnx_format)."""
+def _export_model(model: ExportModel, out_dir: Path, threads: int) -> dict[str, Any]:
+    """Export, check and annotate one model's graphs; -> its manifest entry."""
     import onnx
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path = out_dir / MANIFEST_FILE
-    manifest_path.unlink(missing_ok=True)  # a folder without a manifest is never loaded half-written
     graphs_io, differences = {}, {}
-    for spec in specs:
+    for spec in model.graphs:
         path = out_dir / f"{spec.name}.onnx"
         export_graph(spec, path)
         session = _session(path, threads)
         graphs_io[spec.name] = session_io(session)
         differences[spec.name] = _max_difference(spec, session)
-    schema = schema_hash(config, graphs_io)
-    metadata = {META_FORMAT_VERSION: str(FORMAT_VERSION), META_KIND: kind,
-                META_CONFIG: json.dumps(config, sort_keys=True), META_SCHEMA_HASH: schema}
+    schema = schema_hash(model.config, graphs_io)
+    metadata = {META_FORMAT_VERSION: str(FORMAT_VERSION), META_KIND: model.kind,
+                META_CONFIG: json.dumps(model.config, sort_keys=True), META_SCHEMA_HASH: schema}
     graphs = {}
-    for spec in specs:
+    for spec in model.graphs:
         path = out_dir / f"{spec.name}.onnx"
         proto = onnx.load(str(path))
         onnx.helper.set_model_props(proto, {**metadata, META_GRAPH: spec.name})
         onnx.save(proto, str(path))
         graphs[spec.name] = {"file": path.name, "sha256": file_sha256(path), **graphs_io[spec.name],
                              "max_abs_difference": differences[spec.name]}
-    manifest = {"format_version": FORMAT_VERSION, "kind": kind, "config": config, "schema_hash": schema,
-                "model_hash": model_hash(graph["sha256"] for graph in graphs.values()),
-                "exporter": {"torch": torch.__version__, "dynamo": True}, "graphs": graphs}
+    return {"config": model.config, "schema_hash": schema, "graphs": graphs}
+
+
+def export_models(models: Sequence[ExportModel], out_dir: str | os.PathLike, threads: int = 1) -> dict[str, Any]:
+    """Export every model's graphs into out_dir; writes and returns the manifest (hvp.onnx_format)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = [spec.name for model in models for spec in model.graphs]
+    if len(set(names)) != len(names) or len({model.kind for model in models}) != len(models):
+        raise ValueError(f"models: expected distinct kinds and graph names, got {[m.kind for m in models]} / {names}")
+    manifest_path = out_dir / MANIFEST_FILE
+    manifest_path.unlink(missing_ok=True)  # a folder without a manifest is never loaded half-written
+    entries = {model.kind: _export_model(model, out_dir, threads) for model in models}
+    manifest = {"format_version": FORMAT_VERSION, "model_hash": model_hash(entries),
+                "exporter": {"torch": torch.__version__, "dynamo": True}, "models": entries}
     temporary = manifest_path.with_name(f".{MANIFEST_FILE}.tmp-{os.getpid()}")
     temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     os.replace(temporary, manifest_path)
     return manifest
 
 
-def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, threads: int = 1) -> dict[str, Any]:
-    """Export the model saved in run_dir (hvp train) into out_dir; -> the manifest."""
-    kind, model, run_config = load_model(run_dir)
-    if kind not in GRAPHS:
-        raise CheckpointError(f"run_dir: {os.fspath(run_dir)!r} holds a {kind!r} model; export knows {sorted(GRAPHS)}")
-    return export_graphs(GRAPHS[kind](model), out_dir, kind, run_config["model"], threads=threads)
+def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, distance_dir: str | os.PathLike | None = None,
+               threads: int = 1) -> dict[str, Any]:
+    """Export the world model of run_dir (hvp train) and its temporal-distance model, if any, into out_dir.
+
+    The distance model is read from `distance_dir`, else from RUN/distance when that holds one
+    (hvp train-distance). -> the manifest.
+    """
+    kind, world_model, run_config = load_model(run_dir)
+    if kind != "rssm":
+        raise CheckpointError(f"run_dir: {os.fspath(run_dir)!r} holds a {kind!r} model; export needs an 'rssm' run")
+    models = [ExportModel("rssm", run_config["model"], rssm_graphs(world_model))]
+    default_distance = Path(run_dir) / "distance"
+    if distance_dir is not None or (default_distance / "config.json").is_file():
+        net = load_distance(distance_dir or default_distance).net
+        if net.config.latent_dim != world_model.config.latent_dim:
+            raise CheckpointError(f"distance_dir: its latent_dim {net.config.latent_dim} differs from the world "
+                                  f"model's {world_model.config.latent_dim}; it was trained on another run")
+        models.append(ExportModel("temporal_distance", net.config.to_dict(), distance_graphs(net)))
+    return export_models(models, out_dir, threads=threads)

@@ -16,27 +16,15 @@ a graph unrolled over a fixed H=10 was about 10% faster at N=128 on one thread h
 """
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import onnxruntime
 
 from hvp.contracts import ModelState, check_array
-from hvp.onnx_format import FORMAT_VERSION, MANIFEST_FILE, META_SCHEMA_HASH, file_sha256, model_hash, schema_hash, session_io
+from hvp.real.onnx_folder import open_model
 
 GRAPH_NAMES = ("encoder", "observe_step", "imagine_step", "decoder")
-
-
-class ModelFolderError(ValueError):
-    """An exported-model folder is missing, corrupt, or its graphs do not match its manifest."""
-
-
-def default_threads() -> int:
-    """The cores this process may use (respects CPU affinity, e.g. under taskset or a container)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _float_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray:
@@ -47,77 +35,26 @@ def _float_array(name: str, value: Any, shape: tuple[int | None, ...]) -> np.nda
     return check_array(name, value.astype(np.float32, copy=False), shape, np.float32)
 
 
-def read_manifest(model_dir: str | os.PathLike) -> dict[str, Any]:
-    """The folder's manifest.json, checked for format version, kind and graph files."""
-    path = Path(model_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise ModelFolderError(f"model_dir: {os.fspath(model_dir)!r} has no {MANIFEST_FILE}; "
-                               f"write one with `hvp export RUN --out {os.fspath(model_dir)}`")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelFolderError(f"{path}: corrupt JSON ({err})") from err
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ModelFolderError(f"{path}: format_version {manifest.get('format_version')!r}, this hvp reads {FORMAT_VERSION}")
-    if manifest.get("kind") != "rssm":
-        raise ModelFolderError(f"{path}: kind must be 'rssm' for a ModelRuntime, got {manifest.get('kind')!r}")
-    missing = [name for name in GRAPH_NAMES if name not in manifest.get("graphs", {})]
-    if missing:
-        raise ModelFolderError(f"{path}: expected graphs {list(GRAPH_NAMES)}, missing {missing}")
-    return manifest
-
-
 class OnnxRuntime:
     """hvp.contracts.ModelRuntime over an `hvp export` folder; never mutates a state it is given.
 
-    `model_hash` identifies the graphs (for the bridge handshake); `threads` is onnxruntime's
-    intra-op thread count per session (default: the cores this process may use).
+    `model_hash` identifies the exported folder (for the bridge handshake); `threads` is
+    onnxruntime's intra-op thread count per session (default: the cores this process may use).
     """
 
     def __init__(self, model_dir: str | os.PathLike, threads: int | None = None,
                  providers: Sequence[str] = ("CPUExecutionProvider",), warmup: bool = True) -> None:
-        model_dir = Path(model_dir)
-        manifest = read_manifest(model_dir)
-        self.threads = threads or default_threads()
-        if not isinstance(self.threads, int) or self.threads < 1:
-            raise ValueError(f"threads: expected a positive int, got {threads!r}")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1  # the graphs are chains: nothing to run side by side
-        hashes, self._sessions = [], {}
-        for name in GRAPH_NAMES:
-            path = model_dir / manifest["graphs"][name]["file"]
-            if not path.is_file():
-                raise ModelFolderError(f"{model_dir / MANIFEST_FILE}: graph {name!r} file {path.name!r} is missing")
-            hashes.append(file_sha256(path))
-            if hashes[-1] != manifest["graphs"][name]["sha256"]:
-                raise ModelFolderError(f"{path}: sha256 {hashes[-1]} differs from the manifest's "
-                                       f"{manifest['graphs'][name]['sha256']}; the file was changed after export")
-            self._sessions[name] = onnxruntime.InferenceSession(str(path), options, providers=list(providers))
-        self._check_schema(model_dir, manifest)
-        self.manifest = manifest
-        self.model_hash = model_hash(hashes)
-        self.schema_hash = manifest["schema_hash"]
-        config = manifest["config"]
+        model = open_model(model_dir, "rssm", GRAPH_NAMES, threads, providers)
+        self._sessions = model.sessions
+        self.manifest, self.model_hash, self.schema_hash = model.manifest, model.model_hash, model.schema_hash
+        self.threads = self._sessions["encoder"].get_session_options().intra_op_num_threads
+        config = model.config
         self.image_shape = (*config["image_size"], 3)
         self.action_dim = int(config["action_dim"])
         self.latent_dim = int(config["deter_dim"]) + int(config["stoch_dim"])
         self._deter = int(config["deter_dim"])
         if warmup:
             self._warm_up()
-
-    def _check_schema(self, model_dir: Path, manifest: dict[str, Any]) -> None:
-        """Each graph carries the manifest's schema hash, and the graphs' real signatures hash to it."""
-        graphs_io = {name: session_io(self._sessions[name]) for name in GRAPH_NAMES}
-        for name in GRAPH_NAMES:
-            found = self._sessions[name].get_modelmeta().custom_metadata_map.get(META_SCHEMA_HASH)
-            if found != manifest["schema_hash"]:
-                raise ModelFolderError(f"{model_dir / manifest['graphs'][name]['file']}: schema hash {found!r} differs "
-                                       f"from the manifest's {manifest['schema_hash']!r}; it comes from another export")
-        recomputed = schema_hash(manifest["config"], graphs_io)
-        if recomputed != manifest["schema_hash"]:
-            raise ModelFolderError(f"{model_dir / MANIFEST_FILE}: the graphs' inputs and outputs hash to {recomputed}, "
-                                   f"the manifest says {manifest['schema_hash']}")
 
     def _warm_up(self) -> None:
         """One call of every graph: onnxruntime allocates and picks kernels on the first run."""

@@ -57,7 +57,7 @@ def test_deploy_runs_an_episode_through_a_robot_server_process(model_dir, tmp_pa
     try:
         endpoint = server.stdout.readline().split(" listening on ")[1].split()[0]
         result = deploy("--connect", endpoint, "--model", str(model_dir), "--episodes", "2", "--seed", "4",
-                        "--max-steps", "6", "--preset", "debug", "--threads", "1", "--record", str(record))
+                        "--max-steps", "6", "--preset", "debug", "--cost", "latent", "--threads", "1", "--record", str(record))
     finally:
         server.terminate()
         server.communicate(timeout=10)
@@ -97,7 +97,7 @@ def sim_server():
 
 
 def test_robot_refuses_a_planner_with_another_model(model_dir, sim_server):
-    result = deploy("--connect", sim_server.endpoint, "--model", str(model_dir), "--preset", "debug")
+    result = deploy("--connect", sim_server.endpoint, "--model", str(model_dir), "--preset", "debug", "--cost", "latent")
     assert result.returncode == 1
     assert "model_mismatch" in result.stderr and "expected 'other'" in result.stderr
     assert not sim_server.gate.armed and sim_server.driver.executed == []
@@ -123,7 +123,14 @@ def test_a_goal_image_of_another_size_is_refused_before_connecting(model_dir, tm
     from PIL import Image
 
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "goal.png")
-    result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir), "--goal", str(tmp_path / "goal.png"))
+    result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir), "--goal", str(tmp_path / "goal.png"),
+                    "--cost", "latent")
     assert result.returncode == 1
     assert "--goal: expected an image of shape (64, 64, 3) (the model's camera)" in result.stderr
     assert "(32, 32, 3)" in result.stderr
+
+
+def test_the_temporal_cost_needs_an_exported_distance_model(model_dir):
+    result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir))  # --cost temporal by default
+    assert result.returncode == 1
+    assert "has no temporal_distance model; train one (hvp train-distance RUN)" in result.stderr

@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=1, help="episodes to run; episode i is seeded seed + i")
     parser.add_argument("--seed", type=int, default=0, help="seed of the robot's episodes and the planner")
     parser.add_argument("--max-steps", type=int, default=200, help="control steps per episode at most")
+    parser.add_argument("--cost", default="temporal", choices=("temporal", "latent"),
+                        help="temporal: the exported temporal-distance model (hvp train-distance, then hvp export); "
+                             "latent: squared latent distance")
     parser.add_argument("--planner", default="cem", help="optimizer: random, cem, icem, mppi, cmaes")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")
@@ -47,14 +50,16 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from hvp.deploy import DeployError, check_robot, onnx_controller, run_episodes
+    from hvp.deploy import DeployError, check_robot, mpc_controller, planning_cost, run_episodes
     from hvp.real.client import BridgeTimeout, RobotClient, RobotError
     from hvp.real.keys import ClientCurve
-    from hvp.real.onnx_runtime import ModelFolderError, OnnxRuntime
+    from hvp.real.onnx_folder import ModelFolderError
+    from hvp.real.onnx_runtime import OnnxRuntime
 
     try:
         runtime = OnnxRuntime(args.model, threads=args.threads)
-        controller = onnx_controller(runtime, args.planner, args.preset, args.horizon, args.seed)
+        cost = planning_cost(args.cost, args.model, args.threads)
+        controller = mpc_controller(runtime, cost, args.planner, args.preset, args.horizon, args.seed)
         goal = _read_goal(args.goal, runtime.image_shape) if args.goal else None
         curve = ClientCurve.from_dir(args.keys) if args.keys else None
         robot = RobotClient(args.connect, timeout_s=args.timeout, ttl_s=args.ttl, curve=curve,

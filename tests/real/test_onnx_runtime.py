@@ -1,5 +1,5 @@
-"""OnnxRuntime against TorchRuntime on the same random-weight debug RSSM: parity, contract errors,
-folder integrity, and a torch-free LatentMPC step in a fresh interpreter."""
+"""OnnxRuntime and OnnxDistance against their torch twins on random-weight debug models: parity,
+contract errors, folder integrity, and a torch-free LatentMPC step in a fresh interpreter."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from hvp.onnx_format import MANIFEST_FILE
-from hvp.real.onnx_runtime import ModelFolderError, OnnxRuntime
+from hvp.real.onnx_distance import OnnxDistance
+from hvp.real.onnx_folder import ModelFolderError
+from hvp.real.onnx_runtime import OnnxRuntime
 
 TOLERANCE = 1e-4
 BATCHES = (1, 5)
@@ -20,18 +22,23 @@ BATCHES = (1, 5)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(run dir, onnx dir) of a debug RSSM with random weights, exported once for the module."""
+    """(run dir, onnx dir) of a debug RSSM and temporal-distance model with random weights, exported once."""
     import torch
 
     from hvp.models.checkpoint import save_model
     from hvp.models.config import RSSMConfig, TrainConfig
     from hvp.models.export import export_run
     from hvp.models.rssm import RSSM
+    from hvp.models.temporal_distance import TemporalDistanceConfig, TemporalDistanceNet, save_distance
 
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "debug"
-    save_model(run, "rssm", RSSM(RSSMConfig.preset("debug", action_dim=2)), TrainConfig.preset("debug"), {})
-    export_run(run, run / "onnx")
+    world_model = RSSM(RSSMConfig.preset("debug", action_dim=2))
+    save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
+    distance = TemporalDistanceNet(TemporalDistanceConfig.preset("debug", latent_dim=world_model.config.latent_dim))
+    distance.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
+    save_distance(run / "distance", distance)
+    export_run(run, run / "onnx")  # finds RUN/distance by itself
     return run, run / "onnx"
 
 
@@ -58,16 +65,18 @@ def assert_close(torch_value, onnx_value):
 
 def test_export_wrote_a_manifest_with_hashes_and_exporter_checks(exported):
     manifest = json.loads((exported[1] / MANIFEST_FILE).read_text())
+    models = manifest["models"]
+    graphs = {name: graph for model in models.values() for name, graph in model["graphs"].items()}
     # self-contained graph files (no external-data side files), each listed with its hash
-    assert sorted(p.name for p in exported[1].iterdir()) == sorted(
-        [MANIFEST_FILE, *(g["file"] for g in manifest["graphs"].values())])
-    assert set(manifest["graphs"]) == {"encoder", "observe_step", "imagine_step", "decoder"}
-    assert manifest["config"]["deter_dim"] == 16 and len(manifest["schema_hash"]) == 64
+    assert sorted(p.name for p in exported[1].iterdir()) == sorted([MANIFEST_FILE, *(g["file"] for g in graphs.values())])
+    assert {kind: sorted(model["graphs"]) for kind, model in models.items()} == {
+        "rssm": ["decoder", "encoder", "imagine_step", "observe_step"], "temporal_distance": ["temporal_distance"]}
+    assert models["rssm"]["config"]["deter_dim"] == 16 and len(models["rssm"]["schema_hash"]) == 64
     # the exporter's own check on its example inputs
-    assert all(g["max_abs_difference"] <= (1 if name == "decoder" else TOLERANCE)
-               for name, g in manifest["graphs"].items())
-    inputs = {arg[0]: arg for arg in manifest["graphs"]["observe_step"]["inputs"]}
+    assert all(g["max_abs_difference"] <= (1 if name == "decoder" else TOLERANCE) for name, g in graphs.items())
+    inputs = {arg[0]: arg for arg in graphs["observe_step"]["inputs"]}
     assert inputs["deter"] == ["deter", "tensor(float)", ["batch", 16]]
+    assert graphs["temporal_distance"]["outputs"] == [["steps", "tensor(float)", ["batch"]]]
 
 
 def test_runtime_reports_the_model_shape_threads_and_hash(runtimes):
@@ -147,6 +156,37 @@ def test_bad_inputs_raise_the_same_errors_as_torch(runtimes, method, arguments):
     assert errors[0] == errors[1]
 
 
+@pytest.fixture(scope="module")
+def distances(exported):
+    from hvp.models.temporal_distance import load_distance
+
+    run, onnx_dir = exported
+    return load_distance(run / "distance"), OnnxDistance(onnx_dir, threads=1)
+
+
+@pytest.mark.parametrize("count, targets", [(1, 1), (6, 1), (6, 6)])
+def test_temporal_distance_matches_torch(distances, count, targets):
+    torch_distance, onnx_distance = distances
+    rng = np.random.default_rng(count + targets)
+    a = rng.normal(0.5, 2.0, (count, 20)).astype(np.float32)
+    b = rng.normal(0.5, 2.0, (targets, 20)).astype(np.float32)
+    expected, got = torch_distance.steps(a, b), onnx_distance.steps(a, b)
+    assert_close(expected, got)
+    assert onnx_distance.max_steps == torch_distance.max_steps and np.all((got >= 0) & (got <= got.dtype.type(10)))
+    if count > 1:
+        assert np.ptp(got) > 0.01  # the predictions differ between pairs: the comparison is not of constants
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((3, 19), (1, 20)), ((3, 20), (2, 20)), ((20,), (1, 20))])
+def test_temporal_distance_bad_inputs_raise_the_same_errors_as_torch(distances, a_shape, b_shape):
+    errors = []
+    for distance in distances:
+        with pytest.raises(ValueError) as caught:
+            distance.steps(np.zeros(a_shape, np.float32), np.zeros(b_shape, np.float32))
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+
+
 def test_changed_or_foreign_graph_files_are_refused(exported, tmp_path):
     _, onnx_dir = exported
     folder = tmp_path / "onnx"
@@ -157,9 +197,9 @@ def test_changed_or_foreign_graph_files_are_refused(exported, tmp_path):
     # a graph from another export passes its file hash once the manifest is edited, but not the schema check
     shutil.copy(onnx_dir / "decoder.onnx", folder / "decoder.onnx")
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    manifest["config"]["min_std"] = 0.2
+    manifest["models"]["rssm"]["config"]["min_std"] = 0.2
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
-    with pytest.raises(ModelFolderError, match="hash to .*, the manifest says"):
+    with pytest.raises(ModelFolderError, match="the rssm graphs' inputs and outputs hash to .*, the manifest says"):
         OnnxRuntime(folder)
     (folder / MANIFEST_FILE).unlink()
     with pytest.raises(ModelFolderError, match="has no manifest.json; write one with `hvp export"):
@@ -169,11 +209,13 @@ def test_changed_or_foreign_graph_files_are_refused(exported, tmp_path):
 TORCH_FREE_SCRIPT = """
 import sys, numpy as np
 from hvp.planners import make_optimizer
-from hvp.planners.costs import LatentDistance
+from hvp.planners.costs import TemporalDistance
 from hvp.planners.mpc import LatentMPC, MPCConfig
+from hvp.real.onnx_distance import OnnxDistance
 from hvp.real.onnx_runtime import OnnxRuntime
-runtime = OnnxRuntime(sys.argv[1], threads=1)
-controller = LatentMPC(runtime, make_optimizer("cem", preset="debug"), LatentDistance("all"), MPCConfig.preset("debug"))
+runtime, distance = OnnxRuntime(sys.argv[1], threads=1), OnnxDistance(sys.argv[1], threads=1)
+controller = LatentMPC(runtime, make_optimizer("cem", preset="debug"), TemporalDistance(distance, "all"),
+                       MPCConfig.preset("debug"))
 rng = np.random.default_rng(0)
 state = controller.reset(rng.integers(0, 256, runtime.image_shape, dtype=np.uint8))
 state, action = controller.act(state, {"image": rng.integers(0, 256, runtime.image_shape, dtype=np.uint8)})
