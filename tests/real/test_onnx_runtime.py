@@ -156,6 +156,19 @@ def test_bad_inputs_raise_the_same_errors_as_torch(runtimes, method, arguments):
     assert errors[0] == errors[1]
 
 
+def test_export_refuses_a_graph_that_does_not_reproduce_its_module(tmp_path):
+    import torch
+
+    from hvp.models.export import ExportError, ExportModel, GraphSpec, StepFunction, export_models
+
+    layer = torch.nn.Linear(4, 4)
+    noisy = StepFunction(layer, lambda x: layer(x) + torch.rand_like(x))  # torch and onnxruntime draw differently
+    spec = GraphSpec("noisy", noisy, (torch.zeros(3, 4),), ("x",), ("y",))
+    with pytest.raises(ExportError, match="graph 'noisy' output 'y': onnxruntime differs from torch by"):
+        export_models([ExportModel("probe", {}, [spec])], tmp_path)
+    assert not (tmp_path / MANIFEST_FILE).exists()
+
+
 @pytest.fixture(scope="module")
 def distances(exported):
     from hvp.models.temporal_distance import load_distance
