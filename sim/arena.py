@@ -60,7 +60,8 @@ def arena_xml(walls: list[Wall], bodies: str, actuators: str, floor_rgba: str = 
   <worldbody>
     <light name="sun" directional="true" pos="0 0 3" dir="0 0 -1" diffuse="0.8 0.8 0.8" castshadow="false"/>
     <camera name="top" pos="0 0 2.75" fovy="45"/>
-    <geom name="floor" type="plane" size="1.2 1.2 0.1" rgba="{floor_rgba}" contype="0" conaffinity="0"/>
+    <!-- grid spacing 1.2: one quad, cheaper in software GL, identical pixels -->
+    <geom name="floor" type="plane" size="1.2 1.2 1.2" rgba="{floor_rgba}" contype="0" conaffinity="0"/>
     {wall_xml}
     {bodies}
   </worldbody>
