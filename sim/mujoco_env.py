@@ -44,6 +44,16 @@ def check_action(action: Any, shape: tuple[int, ...]) -> np.ndarray:
     return np.clip(action.astype(np.float64), -1.0, 1.0)
 
 
+def check_sizes(image_size: int | Sequence[int], max_steps: int) -> tuple[int, int, int]:
+    """Validate an env's image size (side or (height, width)) and horizon; -> image shape (h, w, 3)."""
+    height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if height < 16 or width < 16:
+        raise ValueError(f"image_size must be at least 16 pixels, got {(height, width)}")
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    return height, width, 3
+
+
 class MujocoTaskEnv(gym.Env):
     """obs = {"image": uint8 [h, w, 3], "state": float32 [S]}; actions float32 [A] in [-1, 1].
 
@@ -58,12 +68,8 @@ class MujocoTaskEnv(gym.Env):
     def __init__(self, image_size: int | Sequence[int] = 64, max_steps: int = 100,
                  randomization: DomainRandomization | None = None, fast_render: bool = True,
                  render_mode: str | None = "rgb_array") -> None:
-        height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if height < 16 or width < 16:
-            raise ValueError(f"image_size must be at least 16 pixels, got {(height, width)}")
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        self.image_shape = (height, width, 3)
+        self.image_shape = check_sizes(image_size, max_steps)
+        height, width, _ = self.image_shape
         self.max_steps = max_steps
         self.render_mode = render_mode
         self.randomization = randomization or DomainRandomization()

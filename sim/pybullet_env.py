@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
-from hvp.sim.mujoco_env import check_action
+from hvp.sim.mujoco_env import check_action, check_sizes
 
 CONTROL_SUBSTEPS = 12  # physics steps (240 Hz) per control step -> 20 Hz control
 
@@ -36,16 +36,12 @@ class PybulletTaskEnv(gym.Env):
         import pybullet
         import pybullet_data
 
-        height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if height < 16 or width < 16:
-            raise ValueError(f"image_size must be at least 16 pixels, got {(height, width)}")
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        self.image_shape = check_sizes(image_size, max_steps)
+        height, width, _ = self.image_shape
         self.p = pybullet
         self.client = pybullet.connect(pybullet.DIRECT)
         pybullet.setAdditionalSearchPath(pybullet_data.getDataPath(), physicsClientId=self.client)
         pybullet.setGravity(0, 0, -9.81, physicsClientId=self.client)
-        self.image_shape = (height, width, 3)
         self.max_steps = max_steps
         self.render_mode = render_mode
         self.build()

@@ -24,7 +24,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from hvp.sim.mujoco_env import check_action
+from hvp.sim.mujoco_env import check_action, check_sizes
 
 STEP_SCALE = 0.05  # metres per control step for a full action (robosuite's OSC output_max)
 GAIN = 1.0 / (2 * STEP_SCALE)  # scripted controller: full action at 10 cm of error
@@ -78,14 +78,10 @@ class RobosuiteEnv(gym.Env):
 
         if task not in TASKS:
             raise ValueError(f"task: expected one of {sorted(TASKS)}, got {task!r}")
-        height, width = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if height < 16 or width < 16:
-            raise ValueError(f"image_size must be at least 16 pixels, got {(height, width)}")
         self.task = TASKS[task]
         self.max_steps = max_steps or self.task.horizon
-        if self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
-        self.image_shape = (height, width, 3)
+        self.image_shape = check_sizes(image_size, self.max_steps)
+        height, width, _ = self.image_shape
         self.camera = camera
         self.render_mode = render_mode
         # hard_reset=False keeps one compiled model, so the renderer survives resets.
