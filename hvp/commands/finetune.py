@@ -1,0 +1,65 @@
+"""hvp finetune: adapt a trained world model to a small real dataset, then (optionally) re-export it to ONNX."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "fine-tune a world model on recorded/imported real data (full or encoder-decoder), early stopping, --export"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run directory of the trained model (hvp train)")
+    parser.add_argument("--data", required=True, help="real HDF5 dataset (hvp record, hvp import-data)")
+    parser.add_argument("--out", required=True, help="new run directory for the fine-tuned model")
+    parser.add_argument("--mode", default="full", choices=("full", "encoder-decoder"),
+                        help="full: every weight; encoder-decoder: dynamics (GRU, prior) frozen")
+    parser.add_argument("--sim-data", help="sim HDF5 dataset mixed into every batch against forgetting")
+    parser.add_argument("--sim-fraction", type=float, help="share of each batch from --sim-data (default 0.5 with it)")
+    parser.add_argument("--held-out", type=float, help="share of real episodes held out for early stopping (0.2)")
+    parser.add_argument("--steps", type=int, help="optimizer updates at most (overrides the preset)")
+    parser.add_argument("--eval-every", type=int, help="updates between held-out evaluations")
+    parser.add_argument("--patience", type=int, help="evaluations without improvement before stopping")
+    parser.add_argument("--lr", type=float, help="learning rate (overrides the preset)")
+    parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="fine-tuning sizes")
+    parser.add_argument("--seed", type=int, help="seed of the split and window sampling")
+    parser.add_argument("--export", action="store_true",
+                        help="export OUT/onnx afterwards (with RUN/distance, the base temporal-distance model, if any)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hvp.config import ConfigError
+    from hvp.data import DatasetError, load_dataset
+    from hvp.models.checkpoint import CheckpointError
+    from hvp.models.export import ExportError, export_run
+    from hvp.models.finetune import FinetuneConfig, finetune
+
+    if args.sim_fraction and not args.sim_data:
+        raise SystemExit("hvp finetune: --sim-fraction needs --sim-data (the sim dataset to mix in)")
+    sim_fraction = args.sim_fraction if args.sim_fraction is not None else (0.5 if args.sim_data else 0.0)
+    overrides = {name: value for name, value in (
+        ("mode", args.mode), ("sim_fraction", sim_fraction), ("held_out", args.held_out), ("steps", args.steps),
+        ("eval_every", args.eval_every), ("patience", args.patience), ("learning_rate", args.lr),
+        ("seed", args.seed)) if value is not None}
+    try:
+        config = FinetuneConfig.preset(args.preset, **overrides)
+        real = load_dataset(args.data)
+        sim = load_dataset(args.sim_data) if args.sim_data else None
+        summary = finetune(args.run, real, args.out, config, sim=sim, device=args.device, threads=args.threads)
+    except (ConfigError, DatasetError, CheckpointError, FileExistsError, ValueError) as err:
+        raise SystemExit(f"hvp finetune: {err}") from None
+    loss = summary["held_out_loss"]
+    print(f"hvp finetune: {summary['steps_run']} updates ({'stopped early' if summary['stopped_early'] else 'all'}), "
+          f"best at {summary['best_step']}; held-out loss {loss['before']:.4g} -> {loss['best']:.4g}; saved {args.out}",
+          flush=True)
+    if args.export:
+        distance = Path(args.run) / "distance"
+        try:
+            manifest = export_run(args.out, Path(args.out) / "onnx",
+                                  distance_dir=distance if (distance / "config.json").is_file() else None)
+        except (CheckpointError, ExportError) as err:
+            raise SystemExit(f"hvp finetune: export: {err}") from None
+        print(f"hvp finetune: exported {Path(args.out) / 'onnx'} (model hash {manifest['model_hash'][:16]})", flush=True)
+    return 0

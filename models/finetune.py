@@ -1,0 +1,162 @@
+"""Fine-tune a trained world model on a small real dataset, with early stopping on held-out real episodes.
+
+    summary = finetune("runs/maze-easy", load_dataset("real.hdf5"), "runs/maze-easy-ft",
+                       FinetuneConfig(mode="encoder-decoder", sim_fraction=0.5), sim=load_dataset("sim.hdf5"))
+
+Modes: "full" updates every weight; "encoder-decoder" (RSSM only) freezes the dynamics
+(GRU input layer, GRU cell and prior), so the real images are re-mapped into the latent
+space the dynamics, the planner's cost and the temporal-distance model already know. Sim
+windows mixed into every batch (`sim_fraction`) keep the model from forgetting the sim domain.
+
+The loop is hvp.models.train.train(), run in slices of `eval_every` updates; after each slice
+the negative ELBO of fixed held-out real windows decides: best weights are kept, and
+`patience` slices without improvement stop the run. The best weights are what is saved.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hvp.config import Config, require
+from hvp.data import TrajectoryDataset
+from hvp.models import checkpoint
+from hvp.models.config import TrainConfig
+from hvp.models.fit import _windows_to_torch
+from hvp.models.runtime import default_threads, resolve_device
+from hvp.models.train import RunLog, train
+
+MODES = ("full", "encoder-decoder")
+DYNAMICS_MODULES = ("input_layer", "cell", "prior_net")  # the RSSM's transition and prior: frozen in encoder-decoder
+SUMMARY_FILE = "finetune.json"
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(Config):
+    mode: str = "full"  # "full" or "encoder-decoder" (dynamics frozen)
+    steps: int = 400  # optimizer updates at most
+    eval_every: int = 25  # updates between held-out evaluations
+    patience: int = 4  # evaluations without a held-out improvement before stopping
+    learning_rate: float = 2e-4  # below training's 6e-4: start from a good model, do not shake it loose
+    batch_size: int = 16
+    seq_len: int = 16
+    sim_fraction: float = 0.0  # share of each batch's windows drawn from the sim dataset
+    held_out: float = 0.2  # share of the real episodes kept out of training for early stopping
+    held_out_windows: int = 32  # fixed held-out windows scored after every slice
+    grad_clip: float = 100.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        require(self.mode in MODES, "FinetuneConfig.mode must be one of {} (got {!r})", MODES, self.mode)
+        for name in ("steps", "eval_every", "patience", "batch_size", "held_out_windows"):
+            require(getattr(self, name) >= 1, "FinetuneConfig.{} must be >= 1 (got {})", name, getattr(self, name))
+        require(self.seq_len >= 3, "FinetuneConfig.seq_len must be >= 3 (got {})", self.seq_len)
+        require(0 <= self.sim_fraction < 1, "FinetuneConfig.sim_fraction must be in [0, 1) (got {})", self.sim_fraction)
+        require(0 < self.held_out < 1, "FinetuneConfig.held_out must be in (0, 1) (got {})", self.held_out)
+        require(self.learning_rate > 0, "FinetuneConfig.learning_rate must be > 0 (got {})", self.learning_rate)
+
+
+FinetuneConfig.PRESETS = {"debug": dict(steps=6, eval_every=2, patience=2, batch_size=4, seq_len=8,
+                                        held_out_windows=4), "cpu": {}, "gpu": dict(steps=4000, batch_size=50)}
+
+
+def freeze_dynamics(model: torch.nn.Module) -> list[str]:
+    """Stop gradients into the RSSM's transition and prior; -> the frozen module names."""
+    missing = [name for name in DYNAMICS_MODULES if not hasattr(model, name)]
+    if missing:
+        raise ValueError(f"mode 'encoder-decoder': the model ({type(model).__name__}) has no {missing}; "
+                         f"it needs an RSSM run (use mode 'full' for other kinds)")
+    for name in DYNAMICS_MODULES:
+        getattr(model, name).requires_grad_(False)
+    return list(DYNAMICS_MODULES)
+
+
+@torch.no_grad()
+def held_out_loss(model: torch.nn.Module, windows: dict[str, torch.Tensor], seed: int) -> float:
+    """Negative ELBO of fixed windows, with the model's latent sampling seeded: comparable across evaluations."""
+    was_training = model.training
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        loss, _ = model(windows["image"], windows["action"])
+    model.train(was_training)
+    return float(loss)
+
+
+def _check_fits(model: torch.nn.Module, dataset: TrajectoryDataset, name: str) -> None:
+    episode = dataset.episodes[0]
+    found = (tuple(episode["image"].shape[1:3]), episode["action"].shape[1])
+    expected = (tuple(model.config.image_size), model.config.action_dim)
+    if found != expected:
+        raise ValueError(f"{name}: images {found[0]} and action dim {found[1]} do not match the model's "
+                         f"{expected[0]} and {expected[1]} (resize on import: hvp import-data --run RUN)")
+
+
+def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str | os.PathLike,
+             config: FinetuneConfig = FinetuneConfig(), *, sim: TrajectoryDataset | None = None,
+             device: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Fine-tune the model of `run_dir` on `real` (mixing in `sim`) into `out_dir`; -> the summary (also saved)."""
+    out_dir = Path(out_dir)
+    if (out_dir / checkpoint.WEIGHTS_FILE).exists():
+        raise FileExistsError(f"out: {out_dir} already holds a model; choose another --out")
+    if config.sim_fraction > 0 and sim is None:
+        raise ValueError(f"sim: sim_fraction is {config.sim_fraction} but no sim dataset was given (--sim-data)")
+    torch.set_num_threads(threads or default_threads())
+    device = resolve_device(device)
+    kind, model, run_config = checkpoint.load_model(run_dir, device)
+    for name, dataset in (("data", real), ("sim-data", sim)):
+        if dataset is not None:
+            _check_fits(model, dataset, name)
+    frozen = freeze_dynamics(model) if config.mode == "encoder-decoder" else []
+    train_set, held = real.split(config.held_out, config.seed)
+    rng = np.random.default_rng(config.seed)
+    held_windows = _windows_to_torch(held.sample_windows(np.random.default_rng(config.seed + 1),
+                                                         config.held_out_windows, config.seq_len), device)
+    sim_windows = round(config.batch_size * config.sim_fraction) if sim is not None else 0
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, eps=1e-5)
+
+    def next_batch() -> dict[str, torch.Tensor]:
+        parts = [train_set.sample_windows(rng, config.batch_size - sim_windows, config.seq_len)]
+        if sim_windows:
+            parts.append(sim.sample_windows(rng, sim_windows, config.seq_len))
+        # only images and actions: a recorded robot's true_state (NaN [T, 1]) need not match the sim's
+        return _windows_to_torch({key: np.concatenate([p[key] for p in parts]) for key in ("image", "action")}, device)
+
+    # train in slices, keep the best held-out weights, stop when patience runs out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = RunLog(out_dir)
+    history = [{"step": 0, "held_out_loss": held_out_loss(model, held_windows, config.seed)}]
+    best = dict(history[0], state={k: v.detach().clone() for k, v in model.state_dict().items()})
+    step, stale = 0, 0
+    while step < config.steps and stale < config.patience:
+        end = min(step + config.eval_every, config.steps)
+        metrics = train(model, optimizer, next_batch, start_step=step, steps=end, grad_clip=config.grad_clip,
+                        log_every=config.eval_every, on_log=log.write, progress=False)
+        step = end
+        history.append({"step": step, "held_out_loss": held_out_loss(model, held_windows, config.seed),
+                        "train_loss": metrics.get("loss")})
+        if history[-1]["held_out_loss"] < best["held_out_loss"]:
+            best, stale = dict(history[-1], state={k: v.detach().clone() for k, v in model.state_dict().items()}), 0
+        else:
+            stale += 1
+    log.close()
+    model.load_state_dict(best["state"])
+    # save
+    train_config = TrainConfig.from_dict(run_config["train"]).replace(
+        steps=max(best["step"], 1), batch_size=config.batch_size, seq_len=config.seq_len,
+        learning_rate=config.learning_rate, seed=config.seed)
+    env_args = {**real.env_args, "finetuned_from": os.fspath(run_dir), "base_env_args": run_config["env_args"]}
+    checkpoint.save_model(out_dir, kind, model.eval(), train_config, env_args)
+    summary = {"run": os.fspath(run_dir), "config": config.to_dict(), "frozen": frozen,
+               "real_episodes": {"train": len(train_set), "held_out": len(held)},
+               "sim_episodes": len(sim) if sim is not None else 0, "steps_run": step,
+               "stopped_early": step < config.steps, "best_step": best["step"],
+               "held_out_loss": {"before": history[0]["held_out_loss"], "best": best["held_out_loss"]},
+               "history": history}
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary

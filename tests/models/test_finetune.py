@@ -1,0 +1,71 @@
+"""Fine-tuning a debug run on domain-shifted maze episodes: frozen dynamics, early stopping, sim mixing, export."""
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from hvp.cli import main
+from hvp.data import TrajectoryDataset, save_trajectories
+from hvp.models.checkpoint import load_model
+from hvp.models.finetune import DYNAMICS_MODULES, FinetuneConfig, finetune
+
+
+@pytest.fixture(scope="module")
+def shifted_dataset() -> TrajectoryDataset:
+    """'Real' episodes: maze-easy under the strong shift, true_state unknown as on a robot (NaN [T+1, 1])."""
+    from hvp.sim.randomization import SHIFTS
+    from hvp.simulate import simulate
+
+    episodes = simulate("maze-easy", "explore", 5, seed=100, progress=False,
+                        env_kwargs={"max_steps": 20, "randomization": SHIFTS["strong"]})
+    for episode in episodes:
+        episode["true_state"] = np.full((len(episode["image"]), 1), np.nan, np.float32)
+    return TrajectoryDataset(episodes, {"env_name": "sim:maze-easy", "robot": {"shift": "strong"}})
+
+
+def _weights(run_dir):
+    return load_file(f"{run_dir}/model.safetensors")
+
+
+def test_encoder_decoder_mode_changes_only_the_observation_model(rssm_run, shifted_dataset, maze_dataset, tmp_path):
+    config = FinetuneConfig.preset("debug", mode="encoder-decoder", steps=8, learning_rate=3e-3, patience=10,
+                                   sim_fraction=0.5)
+    summary = finetune(rssm_run, shifted_dataset, tmp_path / "ft", config, sim=maze_dataset, threads=1)
+    assert summary["frozen"] == list(DYNAMICS_MODULES) and summary["sim_episodes"] == len(maze_dataset)
+    assert summary["real_episodes"] == {"train": 4, "held_out": 1}
+    assert summary["best_step"] > 0 and summary["held_out_loss"]["best"] < summary["held_out_loss"]["before"]
+    before, after = _weights(rssm_run), _weights(tmp_path / "ft")
+    assert any(not np.array_equal(before[n], after[n]) for n in before if n.startswith("encoder"))
+    assert all(np.array_equal(before[n], after[n]) for n in before if n.startswith(DYNAMICS_MODULES))
+    _, model, config_json = load_model(tmp_path / "ft")
+    assert config_json["env_args"]["finetuned_from"] == rssm_run and config_json["env_args"]["robot"]["shift"] == "strong"
+
+
+def test_early_stopping_keeps_the_best_weights_when_held_out_loss_worsens(rssm_run, shifted_dataset, tmp_path):
+    # a learning rate this large wrecks the model: every slice is worse than the start, so the start is kept
+    config = FinetuneConfig.preset("debug", steps=40, eval_every=1, patience=2, learning_rate=0.5, grad_clip=1e6)
+    summary = finetune(rssm_run, shifted_dataset, tmp_path / "ft", config, threads=1)
+    assert summary["stopped_early"] and summary["steps_run"] == 2 and summary["best_step"] == 0
+    assert [h["step"] for h in summary["history"]] == [0, 1, 2]
+    before, after = _weights(rssm_run), _weights(tmp_path / "ft")
+    assert all(np.array_equal(before[n], after[n]) for n in before)
+
+
+def test_cli_full_finetune_exports_onnx_and_refuses_bad_inputs(rssm_run, shifted_dataset, tmp_path):
+    real = tmp_path / "real.hdf5"
+    save_trajectories(shifted_dataset.episodes, real, shifted_dataset.env_args)
+    with pytest.raises(SystemExit, match="--sim-data"):
+        main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "x"), "--sim-fraction", "0.5"])
+    assert main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "ft"), "--preset", "debug",
+                 "--threads", "1", "--export"]) == 0
+    manifest = json.loads((tmp_path / "ft" / "onnx" / "manifest.json").read_text())
+    assert "rssm" in manifest["models"]
+    assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["config"]["mode"] == "full"
+    with pytest.raises(SystemExit, match="already holds a model"):
+        main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "ft"), "--preset", "debug"])
+    small = tmp_path / "small.hdf5"
+    save_trajectories([{**e, "image": e["image"][:, :32, :32], "goal_image": e["goal_image"][:32, :32]}
+                       for e in shifted_dataset.episodes], small, {})
+    with pytest.raises(SystemExit, match=r"data: images \(32, 32\)"):
+        main(["finetune", rssm_run, "--data", str(small), "--out", str(tmp_path / "bad"), "--preset", "debug"])
