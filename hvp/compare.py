@@ -128,17 +128,22 @@ def _distance_dir(grid: Grid, model: str) -> Path | None:
 
 
 def run_cell(grid: Grid, cell: dict[str, Any], runtime: Any, env: Any) -> dict[str, Any]:
-    """Evaluate one cell -> its result row; a missing hierarchical controller makes a 'skipped' row with the reason."""
+    """Evaluate one cell -> its result row; a hierarchical cell that cannot be built is a 'skipped' row with the reason."""
     from hvp.agent import evaluate
     from hvp.playground import hierarchical_controller, mpc_controller
 
-    build = hierarchical_controller if cell["mode"] == "hierarchical" else mpc_controller
     started = time.perf_counter()
-    try:
-        controller = build(runtime, cell["planner"], grid.cost, preset=grid.preset, seed=grid.seed,
-                           distance_dir=_distance_dir(grid, cell["model"]))
-    except NotImplementedError as err:
-        return {**cell, "status": "skipped", "reason": str(err)}
+    distance_dir = _distance_dir(grid, cell["model"])
+    if cell["mode"] == "flat":
+        controller = mpc_controller(runtime, cell["planner"], grid.cost, preset=grid.preset, seed=grid.seed,
+                                    distance_dir=distance_dir)
+    else:
+        try:
+            controller = hierarchical_controller(str(grid.models[cell["model"]]), cell["planner"], grid.cost,
+                                                 preset=grid.preset, seed=grid.seed, distance_dir=distance_dir,
+                                                 threads=grid.threads)
+        except (NotImplementedError, FileNotFoundError) as err:  # not built yet, or this run lacks a subgoal model
+            return {**cell, "status": "skipped", "reason": str(err)}
     summary = evaluate(env, controller, grid.episodes, grid.seed, progress=False)
     low, high = summary["success_ci95"]
     return {**cell, "status": "done", "successes": summary["successes"], "success_rate": summary["success_rate"],

@@ -89,8 +89,14 @@ def mpc_controller(runtime: Any, planner: str = "cem", cost: str = "latent", *, 
     return LatentMPC(runtime, optimizer, build_cost(cost, runtime, distance_dir or ".", distance_dir), config)
 
 
-def hierarchical_controller(runtime: Any, planner: str = "cem", cost: str = "latent", **kwargs: Any) -> Controller:
-    """The hierarchical controller of hvp/hierarchy.py over `runtime`; NotImplementedError naming what is missing."""
+def hierarchical_controller(run_dir: Any, planner: str = "cem", cost: str = "temporal", *, preset: str = "cpu",
+                            seed: int = 0, distance_dir: str | os.PathLike | None = None, threads: int | None = None,
+                            **options: Any) -> Controller:
+    """The subgoal hierarchy of hvp/hierarchy.py over the run in `run_dir` (world model, RUN/distance, RUN/subgoals).
+
+    NotImplementedError when hvp/hierarchy.py is absent or `run_dir` is not a run directory; FileNotFoundError
+    naming the folder and the command that makes it when the run lacks its distance or subgoal model.
+    """
     try:
         hierarchy = importlib.import_module(HIERARCHY_MODULE)
     except ModuleNotFoundError as err:
@@ -98,11 +104,17 @@ def hierarchical_controller(runtime: Any, planner: str = "cem", cost: str = "lat
             raise
         raise NotImplementedError("hierarchical=True needs hvp/hierarchy.py (the subgoal hierarchy), which this "
                                   "installation does not have yet; use hierarchical=False for flat latent MPC") from err
-    build = getattr(hierarchy, "build_hierarchical_controller", None)
-    if build is None:
-        raise NotImplementedError(f"{HIERARCHY_MODULE} has no build_hierarchical_controller(runtime, planner, cost, "
-                                  "**options) -> Controller for the playground to call")
-    return build(runtime, planner, cost, **kwargs)
+    if not isinstance(run_dir, (str, os.PathLike)) or not Path(run_dir).is_dir():
+        raise NotImplementedError(f"hierarchical=True builds from a run directory (world model, distance/, subgoals/); "
+                                  f"got {type(run_dir).__name__}, so plan flat with this model")
+    needed = {Path(distance_dir) if distance_dir else Path(run_dir) / "distance": "hvp train-distance",
+              Path(run_dir) / hierarchy.SUBGOALS_DIR: "hvp train-subgoals"}
+    for folder, command in needed.items():
+        if not folder.is_dir():
+            raise FileNotFoundError(f"model: hierarchical planning needs {folder}; make it with {command}")
+    controller, _ = hierarchy.build_hierarchical(run_dir, planner=planner, cost=cost, preset=preset, seed=seed,
+                                                 distance_dir=distance_dir, threads=threads, **options)
+    return controller
 
 
 class _GoalOverride(gym.Wrapper):
@@ -131,8 +143,12 @@ def plan_to_goal(env: str | gym.Env, model: Any, goal_image: np.ndarray | None =
     from hvp.agent import run_episode
 
     runtime = load_model(model)
-    build = hierarchical_controller if hierarchical else mpc_controller
-    controller = build(runtime, planner, cost, preset=preset, horizon=horizon, seed=seed, distance_dir=distance_dir)
+    if hierarchical:
+        controller = hierarchical_controller(model, planner, cost, preset=preset, seed=seed, distance_dir=distance_dir,
+                                             threads=getattr(runtime, "threads", None))
+    else:
+        controller = mpc_controller(runtime, planner, cost, preset=preset, horizon=horizon, seed=seed,
+                                    distance_dir=distance_dir)
     own_env = isinstance(env, str)
     if own_env:
         from hvp.sim import make
