@@ -136,10 +136,17 @@ def video_panel(obs_image: np.ndarray, goal_image: np.ndarray, state: Mapping[st
     return np.repeat(np.repeat(panel, scale, axis=0), scale, axis=1)
 
 
+EpisodeEnd = Callable[[np.ndarray, np.ndarray, np.ndarray, dict], None]  # (start, goal, final image, state)
+
+
 def run_episode(env: gym.Env, controller: Controller, seed: int, decode: Decode | None = None,
-                record: bool = False) -> tuple[EpisodeOutcome, list[np.ndarray]]:
-    """One episode until success or truncation -> (outcome, video frames if `record`)."""
+                record: bool = False, on_end: EpisodeEnd | None = None) -> tuple[EpisodeOutcome, list[np.ndarray]]:
+    """One episode until success or truncation -> (outcome, video frames if `record`).
+
+    on_end(start image, goal image, final image, controller state) runs after the last step (e.g. subgoal strips).
+    """
     obs, info = env.reset(seed=seed)
+    start_image = obs["image"]
     goal_image = info.get("goal_image", getattr(env.unwrapped, "goal_image", None))
     if goal_image is None:
         raise ValueError("env: expected info['goal_image'] from reset() or an env.goal_image attribute, found neither")
@@ -159,6 +166,8 @@ def run_episode(env: gym.Env, controller: Controller, seed: int, decode: Decode 
         done = terminated or truncated
     if record:
         frames.append(video_panel(obs["image"], goal_image, {}, None))
+    if on_end is not None:
+        on_end(start_image, goal_image, obs["image"], state)
     outcome = EpisodeOutcome(seed, steps_to_success is not None, steps, steps_to_success, float(info["distance"]),
                              tuple(act_seconds))
     return outcome, frames
@@ -183,9 +192,11 @@ def summarize(outcomes: list[EpisodeOutcome]) -> dict[str, Any]:
 
 def evaluate(env: gym.Env, controller: Controller, episodes: int, seed: int = 0, out: str | Path | None = None,
              videos: int = 3, decode: Decode | None = None, progress: bool = True,
-             meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             meta: Mapping[str, Any] | None = None,
+             on_end: Callable[[int], EpisodeEnd | None] | None = None) -> dict[str, Any]:
     """Run `episodes` episodes (seeds seed, seed + 1, ...) -> summary dict; with `out`, also writes
-    summary.json and episode_NNN.mp4 for the first `videos` episodes (reality beside the imagined plan)."""
+    summary.json and episode_NNN.mp4 for the first `videos` episodes (reality beside the imagined plan).
+    on_end(episode index) -> the run_episode hook of that episode, or None."""
     if episodes < 1:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
     if videos < 0:
@@ -197,7 +208,8 @@ def evaluate(env: gym.Env, controller: Controller, episodes: int, seed: int = 0,
     bar = tqdm(range(episodes), desc="plan", unit="ep", disable=not progress)
     for index in bar:
         record = out_dir is not None and index < videos
-        outcome, frames = run_episode(env, controller, seed + index, decode, record)
+        outcome, frames = run_episode(env, controller, seed + index, decode, record,
+                                      on_end(index) if on_end is not None else None)
         outcomes.append(outcome)
         bar.set_postfix(success=f"{sum(o.success for o in outcomes)}/{len(outcomes)}")
         if record:

@@ -25,6 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: this machine's cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hierarchy = parser.add_argument_group("hierarchical planning (needs MODEL/distance; generated: MODEL/subgoals)")
+    hierarchy.add_argument("--hierarchical", action="store_true",
+                           help="subgoal chain on top of the latent MPC; writes strip_NNN.png per episode")
+    hierarchy.add_argument("--subgoals", default="generated", choices=("generated", "oracle", "none"),
+                           help="generated (CVAE + search), oracle (shortest-path frames, maze only), none (flat)")
+    hierarchy.add_argument("--subgoal-count", type=int, default=3, help="K subgoals: 1, 3 or 7")
+    hierarchy.add_argument("--subgoals-dir", help="subgoal generator folder (default: MODEL/subgoals)")
+    hierarchy.add_argument("--chain-cost", choices=("max", "sum"), help="segment reduction (default sum; --hvf max)")
+    hierarchy.add_argument("--hvf", action="store_true", help="HVF settings: max chain cost, no replanning or skips")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from hvp.sim import make
 
     overrides = {k: v for k, v in (("population", args.population), ("iterations", args.iterations)) if v is not None}
+    if args.hierarchical:
+        return run_hierarchical(args)
     controller, decode = build_controller(args.model, args.planner, args.cost, preset=args.preset,
                                           horizon=args.horizon, seed=args.seed, device=args.device,
                                           threads=args.threads, distance_dir=args.distance,
@@ -47,10 +58,43 @@ def run(args: argparse.Namespace) -> int:
                            progress=not args.no_progress, meta=meta)
     finally:
         env.close()
+    report(args.env, f"{args.planner}/{args.cost}", summary, out)
+    return 0
+
+
+def report(env: str, label: str, summary: dict, out) -> None:
     low, high = summary["success_ci95"]
     steps = summary["steps_to_success_median"]
-    print(f"{args.env} {args.planner}/{args.cost}: success {summary['successes']}/{summary['episodes']} "
+    print(f"{env} {label}: success {summary['successes']}/{summary['episodes']} "
           f"= {summary['success_rate']:.0%} (95% CI {low:.0%}-{high:.0%}), median steps to success "
           f"{'-' if steps is None else f'{steps:.0f}'}, act() per step {summary['step_ms_median']:.1f} ms median "
           f"/ {summary['step_ms_p95']:.1f} ms p95; written to {out}")
+
+
+def run_hierarchical(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hvp.agent import evaluate
+    from hvp.hierarchy import OracleSubgoals, build_hierarchical, subgoal_strip
+    from hvp.sim import make
+
+    controller, decode = build_hierarchical(args.model, args.subgoals, count=args.subgoal_count, hvf=args.hvf,
+                                            planner=args.planner, cost=args.cost, preset=args.preset,
+                                            distance_dir=args.distance, subgoals_dir=args.subgoals_dir,
+                                            seed=args.seed, threads=args.threads, chain_cost=args.chain_cost)
+    env = make(args.env, **({"max_steps": args.max_steps} if args.max_steps else {}))
+    if args.subgoals == "oracle":
+        controller = OracleSubgoals(controller, env, args.subgoal_count)
+    label = f"hierarchical-{args.subgoals}{'-hvf' if args.hvf else ''}"
+    out = Path(args.out or Path(args.model) / f"plan_{label}")
+    strip = lambda index: (lambda start, goal, final, state: subgoal_strip(  # noqa: E731
+        start, goal, final, state, decode, out / f"strip_{index:03d}.png"))
+    meta = {"env": args.env, "model": args.model, "planner": args.planner, "cost": args.cost, "preset": args.preset,
+            "subgoals": args.subgoals, "subgoal_count": args.subgoal_count, "hvf": args.hvf}
+    try:
+        summary = evaluate(env, controller, args.episodes, args.seed, out, args.videos, decode,
+                           progress=not args.no_progress, meta=meta, on_end=strip)
+    finally:
+        env.close()
+    report(args.env, label, summary, out)
     return 0

@@ -1,0 +1,158 @@
+"""Hierarchy wiring: a hierarchical controller from a run directory, oracle subgoals, subgoal strips, plan_to_goal.
+
+    controller, decode = build_hierarchical("runs/maze-hard", subgoals="generated")
+    result = plan_to_goal(env, "runs/maze-hard", goal_image)       # from the env's current state
+
+A run holds the world model, RUN/distance (hvp train-distance) and RUN/subgoals
+(hvp train-subgoals); both folders can be given elsewhere.
+"""
+from __future__ import annotations
+
+import heapq
+from pathlib import Path
+from typing import Any, Mapping
+
+import gymnasium as gym
+import numpy as np
+
+from hvp.agent import DISTANCE_DIR, Decode, build_controller
+
+SUBGOALS_DIR = "subgoals"
+
+
+def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, count: int = 3, hvf: bool = False,
+                       planner: str = "cem", cost: str = "temporal", preset: str = "cpu",
+                       distance_dir: str | Path | None = None, subgoals_dir: str | Path | None = None,
+                       seed: int = 0, threads: int | None = None, chain_cost: str | None = None,
+                       overrides: Mapping[str, Any] | None = None) -> tuple[Any, Decode]:
+    """-> (HierarchicalController, decode) over the world model in `run_dir`.
+
+    subgoals: generated (CVAE + subgoal search) | oracle (images given to reset) | none (flat MPC).
+    hvf: HVF's settings (max chain cost, no replanning, no skipping). `overrides`: HierarchicalConfig fields.
+    """
+    from hvp.models.subgoal import load_subgoals
+    from hvp.models.temporal_distance import load_distance
+    from hvp.planners.hierarchical import HierarchicalConfig, HierarchicalController
+    from hvp.planners.subgoal_search import SubgoalSearch, SubgoalSearchConfig
+
+    low, decode = build_controller(run_dir, planner, cost, preset=preset, seed=seed, device="cpu", threads=threads,
+                                   distance_dir=distance_dir)
+    distance = load_distance(distance_dir or Path(run_dir) / DISTANCE_DIR)
+    config = HierarchicalConfig.preset("hvf" if hvf else preset, mode=subgoals, **dict(overrides or {}))
+    search = None
+    if subgoals == "generated":
+        generator = load_subgoals(subgoals_dir or Path(run_dir) / SUBGOALS_DIR)
+        search_config = SubgoalSearchConfig.preset(preset, subgoals=count,
+                                                   chain_cost=chain_cost or ("max" if hvf else "sum"))
+        search = SubgoalSearch(generator, distance, search_config)
+    return HierarchicalController(low, distance, search, config), decode
+
+
+# -- oracle subgoals -----------------------------------------------------------------------------
+def maze_waypoints(walls: list[Any], start: np.ndarray, goal: np.ndarray, count: int, clearance: float,
+                   cell: float = 0.05, half: float = 1.0) -> np.ndarray:
+    """Shortest path on a grid of free cells (8-connected, Dijkstra) -> `count` points float [count, 2] evenly
+    spaced along it (excluding start and goal). Walls are hvp.sim.arena.Wall."""
+    ticks = np.arange(-half + clearance, half - clearance + 1e-9, cell)
+    free = np.array([[all(w.clearance(np.array([x, y])) >= clearance for w in walls) for y in ticks] for x in ticks])
+    to_cell = lambda p: tuple(int(np.clip(round((c - ticks[0]) / cell), 0, len(ticks) - 1)) for c in p)  # noqa: E731
+    source, target = to_cell(start), to_cell(goal)
+    free[source] = free[target] = True
+    cost, previous, frontier = {source: 0.0}, {}, [(0.0, source)]
+    while frontier:
+        here_cost, here = heapq.heappop(frontier)
+        if here == target:
+            break
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                there = (here[0] + dx, here[1] + dy)
+                if (dx or dy) and 0 <= there[0] < len(ticks) and 0 <= there[1] < len(ticks) and free[there]:
+                    step = here_cost + float(np.hypot(dx, dy))
+                    if step < cost.get(there, np.inf):
+                        cost[there], previous[there] = step, here
+                        heapq.heappush(frontier, (step, there))
+    if target not in cost:
+        raise ValueError(f"goal: no free path from {start} to {goal} in this layout")
+    path = [target]
+    while path[-1] != source:
+        path.append(previous[path[-1]])
+    points = np.array([[ticks[i], ticks[j]] for i, j in reversed(path)])
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    marks = arc[-1] * np.arange(1, count + 1) / (count + 1)
+    return np.stack([np.interp(marks, arc, points[:, axis]) for axis in (0, 1)], 1)
+
+
+def oracle_subgoal_images(env: gym.Env, count: int) -> np.ndarray:
+    """Images uint8 [count, h, w, 3] of the ball at points along the shortest free path of a maze env's current
+    episode, rendered by the simulator (evaluation only: it reads the true state). The env's state is restored."""
+    import mujoco
+
+    from hvp.sim.maze import BALL_RADIUS, LAYOUTS, MazeEnv
+
+    task = env.unwrapped
+    if not isinstance(task, MazeEnv):
+        raise ValueError(f"env: oracle subgoals are drawn for maze-* envs, got {type(task).__name__}")
+    qpos, qvel = task.data.qpos.copy(), task.data.qvel.copy()
+    points = maze_waypoints(LAYOUTS[task.difficulty][task.layout], qpos[:2], np.asarray(task.goal), count,
+                            BALL_RADIUS + 0.03)
+    images = []
+    for point in points:
+        task.data.qpos[:2] = point
+        mujoco.mj_forward(task.model, task.data)
+        images.append(task.render())
+    task.data.qpos[:], task.data.qvel[:] = qpos, qvel
+    mujoco.mj_forward(task.model, task.data)
+    return np.stack(images)
+
+
+class OracleSubgoals:
+    """Controller adapter: resets a mode-"oracle" HierarchicalController with oracle images of `env`'s episode."""
+
+    def __init__(self, controller: Any, env: gym.Env, count: int) -> None:
+        self.controller, self.env, self.count = controller, env, count
+
+    def reset(self, goal_image: np.ndarray, seed: int | None = None) -> dict[str, Any]:
+        return self.controller.reset(goal_image, seed, subgoal_images=oracle_subgoal_images(self.env, self.count))
+
+    def act(self, state: dict[str, Any], obs: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
+        return self.controller.act(state, obs)
+
+
+# -- outputs -------------------------------------------------------------------------------------
+def subgoal_strip(start_image: np.ndarray, goal_image: np.ndarray, final_image: np.ndarray, state: Mapping[str, Any],
+                  decode: Decode, path: str | Path) -> Path:
+    """A PNG: one row per planned chain, start | decoded subgoals | goal | final frame."""
+    from hvp.visualize import contact_sheet
+
+    chains = state.get("chains") or [np.zeros((0, 1), np.float32)]
+    rows = [[start_image, *(decode(chain) if len(chain) else []), goal_image, final_image] for chain in chains]
+    return contact_sheet(rows, path)
+
+
+def plan_to_goal(env: gym.Env, runtime_or_run: Any, goal_image: np.ndarray, hierarchical: bool = True,
+                 subgoals: str = "generated", max_steps: int | None = None, seed: int = 0,
+                 **build: Any) -> dict[str, Any]:
+    """Drive `env` from its current state toward `goal_image` uint8 [h, w, 3] -> {"success", "steps", "frames",
+    "subgoal_images"}. `runtime_or_run` is a run directory or a controller built by build_hierarchical /
+    hvp.agent.build_controller; the env is not reset, so start it where you want first."""
+    if isinstance(runtime_or_run, (str, Path)):
+        controller, decode = build_hierarchical(runtime_or_run, subgoals if hierarchical else "none", seed=seed,
+                                                **build)
+    else:
+        controller, decode = runtime_or_run, None
+    if subgoals == "oracle" and hierarchical:
+        controller = OracleSubgoals(controller, env, build.get("count", 3))
+    obs = {"image": env.unwrapped.render()}  # controllers read images only
+    state = controller.reset(goal_image, seed)
+    frames, steps, info = [obs["image"]], 0, {"success": False}
+    limit = max_steps or getattr(env.unwrapped, "max_steps", 100)
+    while steps < limit and not info["success"]:
+        state, action = controller.act(state, obs)
+        obs, _, terminated, truncated, info = env.step(action)
+        frames.append(obs["image"])
+        steps += 1
+        if terminated or truncated:
+            break
+    chains = state.get("chains", [])
+    return {"success": bool(info["success"]), "steps": steps, "frames": frames,
+            "subgoal_images": decode(chains[0]) if decode is not None and chains and len(chains[0]) else None}
