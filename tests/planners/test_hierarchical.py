@@ -2,6 +2,8 @@
 skipping, budget and replanning rules in closed loop on the exactly linear latent system."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import LinearRuntime, step_true_system
@@ -174,3 +176,34 @@ def test_named_errors(linear_runtime):
         HierarchicalController(low_level(linear_runtime), PositionDistance())
     with pytest.raises(ValueError, match="HierarchicalConfig.mode must be one of"):
         HierarchicalConfig(mode="magic")
+
+
+def test_one_hierarchical_episode_on_maze_hard_end_to_end(tmp_path):
+    """hvp plan --hierarchical on real MuJoCo maze-hard with debug-size models trained here: completes and
+    writes the subgoal strip PNG, the video and the summary."""
+    import imageio.v2 as imageio
+
+    from hvp.cli import main
+    from hvp.data import TrajectoryDataset
+    from hvp.models.fit import fit
+    from hvp.models.fit_distance import train_distance
+    from hvp.models.subgoal import train_subgoals
+    from hvp.simulate import simulate
+
+    episodes = simulate("maze-hard", "explore", 6, env_kwargs={"max_steps": 24}, progress=False)
+    dataset = TrajectoryDataset(episodes, {"env_name": "maze-hard"})
+    run = tmp_path / "run"
+    fit(dataset, run, preset="debug", train_overrides={"steps": 5}, threads=1, progress=False)
+    train_distance(run, dataset, preset="debug", train_overrides={"steps": 20}, held_out=0, progress=False)
+    train_subgoals(run, dataset, preset="debug", train_overrides={"steps": 20, "max_offset": 8}, held_out=0,
+                   progress=False)
+    out = tmp_path / "plan"
+    assert main(["plan", "--env", "maze-hard", "--model", str(run), "--hierarchical", "--preset", "debug",
+                 "--episodes", "1", "--max-steps", "6", "--videos", "1", "--threads", "1", "--no-progress",
+                 "--out", str(out)]) == 0
+    strip = imageio.imread(out / "strip_000.png")
+    # one row: start, 3 decoded subgoals, goal, final frame, each 64 px wide at scale 2 with 2 px gaps
+    assert strip.shape[1] == 2 * (6 * 64 + 5 * 2)
+    assert (out / "episode_000.mp4").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["subgoals"] == "generated" and summary["per_episode"][0]["steps"] == 6
