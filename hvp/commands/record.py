@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keys", help="CurveZMQ key folder from `hvp keys` (planner.key_secret, robot.key)")
     parser.add_argument("--insecure-plaintext", action="store_true", help="allow plaintext to a non-loopback robot")
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each reply")
+    parser.add_argument("--ttl", type=float, default=0.3, help="seconds after an observation its action may still run")
 
 
 def _controller(args: argparse.Namespace):
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         controller, model_hash, runtime = _controller(args)
         curve = ClientCurve.from_dir(args.keys) if args.keys else None
-        robot = RobotClient(args.connect, timeout_s=args.timeout, curve=curve, insecure_plaintext=args.insecure_plaintext)
+        robot = RobotClient(args.connect, timeout_s=args.timeout, ttl_s=args.ttl, curve=curve,
+                            insecure_plaintext=args.insecure_plaintext)
     except (DatasetError, ModelFolderError, OSError, ValueError) as err:
         raise SystemExit(f"hvp record: {err}") from None
 
