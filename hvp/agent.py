@@ -47,8 +47,9 @@ class RandomActions:
         return state, state["rng"].uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
 
 
-def build_cost(name: str, runtime: Any, run_dir: str | Path, distance_dir: str | Path | None = None) -> Any:
-    """A planning cost term by name: "latent" (squared latent distance), "temporal" (learned steps), "pixel"."""
+def build_cost(name: str, runtime: Any, distance_dir: str | Path | None = None) -> Any:
+    """A planning cost term by name: "latent" (squared latent distance), "temporal" (learned steps, the model in
+    `distance_dir` made by hvp train-distance), "pixel"."""
     from hvp.planners.costs import LatentDistance, PixelMSE, TemporalDistance
 
     # every step counts for latent and temporal costs: a last-step-only cost leaves the first actions free
@@ -60,7 +61,10 @@ def build_cost(name: str, runtime: Any, run_dir: str | Path, distance_dir: str |
     if name == "temporal":
         from hvp.models.temporal_distance import load_distance
 
-        distance = load_distance(distance_dir or Path(run_dir) / DISTANCE_DIR, device=getattr(runtime, "device", None))
+        if distance_dir is None:
+            raise ValueError("distance_dir: cost 'temporal' needs the folder of a temporal-distance model "
+                             "(hvp train-distance); pass it, or use cost 'latent'")
+        distance = load_distance(distance_dir, device=getattr(runtime, "device", None))
         return TemporalDistance(distance, weighting="all")
     raise ValueError(f"cost: expected one of {', '.join(COSTS)}, got {name!r}")
 
@@ -83,13 +87,10 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
     runtime = load_runtime(str(run_dir), device=device, threads=threads)
     if planner == RANDOM_ACTIONS:
         return RandomActions(runtime.action_dim, seed), None
-    from hvp.planners import make_optimizer
-    from hvp.planners.mpc import LatentMPC, MPCConfig
+    from hvp.deploy import mpc_controller
 
-    mpc_config = MPCConfig.preset(preset, seed=seed, **({"horizon": horizon} if horizon else {}))
-    optimizer = make_optimizer(planner, preset=preset, **dict(optimizer_overrides or {}))
-    controller = LatentMPC(runtime, optimizer, build_cost(cost, runtime, run_dir, distance_dir), mpc_config)
-    return controller, runtime.decode
+    cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR)
+    return mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides), runtime.decode
 
 
 # -- evaluation ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -69,13 +69,18 @@ def planning_cost(name: str, model_dir: str | os.PathLike, threads: int | None =
 
 
 def mpc_controller(runtime: ModelRuntime, cost: CostTerm, planner: str = "cem", preset: str = "cpu",
-                   horizon: int | None = None, seed: int = 0) -> Controller:
-    """A LatentMPC over `runtime` with a registered optimizer (hvp.planners.OPTIMIZERS) and `cost`."""
+                   horizon: int | None = None, seed: int = 0,
+                   optimizer_overrides: Mapping[str, Any] | None = None) -> Controller:
+    """A LatentMPC over `runtime` with a registered optimizer (hvp.planners.OPTIMIZERS) and `cost`.
+
+    The one place a flat controller is assembled: the lab (hvp.agent), the playground and the robot use it.
+    """
     from hvp.planners import make_optimizer
     from hvp.planners.mpc import LatentMPC, MPCConfig
 
     config = MPCConfig.preset(preset, seed=seed, **({"horizon": horizon} if horizon else {}))
-    return LatentMPC(runtime, make_optimizer(planner, preset=preset), cost, config)
+    optimizer = make_optimizer(planner, preset=preset, **dict(optimizer_overrides or {}))
+    return LatentMPC(runtime, optimizer, cost, config)
 
 
 def check_robot(info: RobotInfo, runtime: ModelRuntime) -> None:

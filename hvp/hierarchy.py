@@ -1,7 +1,7 @@
-"""Hierarchy wiring: a hierarchical controller from a run directory, oracle subgoals, subgoal strips, plan_to_goal.
+"""Hierarchy wiring: a hierarchical controller from a run directory, oracle subgoals, subgoal strips.
 
     controller, decode = build_hierarchical("runs/maze-hard", subgoals="generated")
-    result = plan_to_goal(env, "runs/maze-hard", goal_image)       # from the env's current state
+    result = hvp.plan_to_goal("maze-hard", "runs/maze-hard", hierarchical=True)   # the playground entry point
 
 A run holds the world model, RUN/distance (hvp train-distance) and RUN/subgoals
 (hvp train-subgoals); both folders can be given elsewhere.
@@ -127,32 +127,3 @@ def subgoal_strip(start_image: np.ndarray, goal_image: np.ndarray, final_image: 
     chains = state.get("chains") or [np.zeros((0, 1), np.float32)]
     rows = [[start_image, *(decode(chain) if len(chain) else []), goal_image, final_image] for chain in chains]
     return contact_sheet(rows, path)
-
-
-def plan_to_goal(env: gym.Env, runtime_or_run: Any, goal_image: np.ndarray, hierarchical: bool = True,
-                 subgoals: str = "generated", max_steps: int | None = None, seed: int = 0,
-                 **build: Any) -> dict[str, Any]:
-    """Drive `env` from its current state toward `goal_image` uint8 [h, w, 3] -> {"success", "steps", "frames",
-    "subgoal_images"}. `runtime_or_run` is a run directory or a controller built by build_hierarchical /
-    hvp.agent.build_controller; the env is not reset, so start it where you want first."""
-    if isinstance(runtime_or_run, (str, Path)):
-        controller, decode = build_hierarchical(runtime_or_run, subgoals if hierarchical else "none", seed=seed,
-                                                **build)
-    else:
-        controller, decode = runtime_or_run, None
-    if subgoals == "oracle" and hierarchical:
-        controller = OracleSubgoals(controller, env, build.get("count", 3))
-    obs = {"image": env.unwrapped.render()}  # controllers read images only
-    state = controller.reset(goal_image, seed)
-    frames, steps, info = [obs["image"]], 0, {"success": False}
-    limit = max_steps or getattr(env.unwrapped, "max_steps", 100)
-    while steps < limit and not info["success"]:
-        state, action = controller.act(state, obs)
-        obs, _, terminated, truncated, info = env.step(action)
-        frames.append(obs["image"])
-        steps += 1
-        if terminated or truncated:
-            break
-    chains = state.get("chains", [])
-    return {"success": bool(info["success"]), "steps": steps, "frames": frames,
-            "subgoal_images": decode(chains[0]) if decode is not None and chains and len(chains[0]) else None}

@@ -78,15 +78,10 @@ def mpc_controller(runtime: Any, planner: str = "cem", cost: str = "latent", *, 
     """Flat latent MPC over any ModelRuntime: `planner` from hvp.planners.OPTIMIZERS, `cost` latent | temporal | pixel
     ("temporal" needs `distance_dir`, a model from hvp train-distance)."""
     from hvp.agent import build_cost
-    from hvp.planners import make_optimizer
-    from hvp.planners.mpc import LatentMPC, MPCConfig
+    from hvp import deploy
 
-    if cost == "temporal" and distance_dir is None:
-        raise ValueError("distance_dir: cost 'temporal' needs the folder of a temporal-distance model "
-                         "(hvp train-distance); pass distance_dir=... or use cost='latent'")
-    config = MPCConfig.preset(preset, seed=seed, **({"horizon": horizon} if horizon else {}))
-    optimizer = make_optimizer(planner, preset=preset, **dict(optimizer_overrides or {}))
-    return LatentMPC(runtime, optimizer, build_cost(cost, runtime, distance_dir or ".", distance_dir), config)
+    return deploy.mpc_controller(runtime, build_cost(cost, runtime, distance_dir), planner, preset, horizon, seed,
+                                 optimizer_overrides)
 
 
 def hierarchical_controller(run_dir: Any, planner: str = "cem", cost: str = "temporal", *, preset: str = "cpu",

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 
 HELP = "serve a robot (sim:TASK or py:module:factory) over the ZMQ bridge, with the safety gate"
 
