@@ -6,12 +6,21 @@
    filtered beliefs or from latents *imagined* from a belief a few steps earlier with the
    executed actions (what a plan's rollout produces), the target side from encode()
    (how a goal image is embedded).
-2. Pairs: (t, t + k) of one episode labelled k for k <= K_max; pairs further apart and
-   pairs of two different episodes labelled K_max.
-3. Loss: expectile regression on log(1 + k) with expectile tau < 0.5. Offsets in
-   exploration data over-estimate the shortest distance (a random walk wanders), and
-   the same two states appear with many offsets; a low expectile leans the prediction
-   toward the smallest offsets seen for similar pairs: a soft "min over the data".
+2. Pairs: (t, t + k) of one episode, offset k; and random pairs of any two frames.
+3. Loss, on the metric model's uncapped distance d (a learned isometric embedding, in the
+   spirit of maximum variance unfolding / Laplacian eigenmaps):
+   - local isometry: d = k for short offsets (k <= local_steps), where an exploration
+     trajectory is close to the shortest path; squared error in steps and in log(1 + steps),
+     the latter so that the last few steps to a goal stay resolved;
+   - upper bound: d <= k for every offset up to upper_steps: a trajectory is *a* path, so
+     its length bounds the shortest one from above (exploration wanders; never regress to k);
+   - repulsion: random pairs pushed toward K_max by a small hinge. The local terms make the
+     embedding roughly 1-Lipschitz along trajectories, so spreading it out stretches every
+     distance up to, but (by the triangle inequality) not beyond, the length of the shortest
+     chain of short hops: the geodesic, around walls included.
+   Measured on runs/maze-easy held-out episodes (Spearman with the true ball distance over
+   3000 random pairs): raw latent distance 0.34, the former MLP on pairs with expectile
+   regression 0.10, this model 0.97 (docs/planning.md).
 """
 from __future__ import annotations
 
@@ -35,27 +44,35 @@ class DistanceTrainConfig(Config):
     """How pairs are drawn and the network is optimized."""
 
     steps: int = 3000  # optimizer updates
-    batch_size: int = 512  # pairs per update
+    batch_size: int = 256  # pairs per update and per loss term
     learning_rate: float = 1e-3
-    expectile: float = 0.3  # < 0.5 leans toward the shortest offsets seen (exploration over-estimates)
-    far_fraction: float = 0.25  # share of pairs from two different episodes, labelled K_max
+    weight_decay: float = 1e-4  # AdamW
+    local_steps: int = 4  # offsets up to this are taken as the shortest path (local isometry)
+    upper_steps: int = 60  # offsets up to this bound the distance from above
+    log_weight: float = 5.0  # weight of the local error in log(1 + steps) beside the error in steps
+    upper_weight: float = 1.0  # weight of the upper-bound hinge
+    repulsion_weight: float = 0.1  # weight of the hinge pushing random pairs toward K_max (0.3 tore the map apart)
     imagined_fraction: float = 0.5  # share of start latents imagined from an earlier belief instead of filtered
     imagine_horizon: int = 10  # furthest imagination (the planner's H)
     seed: int = 0
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "imagine_horizon"):
+        for name in ("steps", "batch_size", "local_steps", "imagine_horizon"):
             require(getattr(self, name) >= 1, "DistanceTrainConfig.{} must be >= 1 (got {})", name,
                     getattr(self, name))
+        require(self.upper_steps >= self.local_steps, "DistanceTrainConfig.upper_steps must be >= local_steps "
+                "(got {} < {})", self.upper_steps, self.local_steps)
         require(self.learning_rate > 0, "DistanceTrainConfig.learning_rate must be > 0 (got {})", self.learning_rate)
-        require(0 < self.expectile < 1, "DistanceTrainConfig.expectile must be in (0, 1) (got {})", self.expectile)
-        for name in ("far_fraction", "imagined_fraction"):
-            require(0 <= getattr(self, name) < 1, "DistanceTrainConfig.{} must be in [0, 1) (got {})", name,
+        for name in ("weight_decay", "log_weight", "upper_weight", "repulsion_weight"):
+            require(getattr(self, name) >= 0, "DistanceTrainConfig.{} must be >= 0 (got {})", name,
                     getattr(self, name))
+        require(0 <= self.imagined_fraction < 1, "DistanceTrainConfig.imagined_fraction must be in [0, 1) (got {})",
+                self.imagined_fraction)
 
 
-DistanceTrainConfig.PRESETS = {"debug": dict(steps=600, batch_size=128, learning_rate=3e-3, imagine_horizon=5), "cpu": {},
-                               "gpu": dict(steps=20_000, batch_size=2048)}
+DistanceTrainConfig.PRESETS = {"debug": dict(steps=600, batch_size=128, learning_rate=3e-3, upper_steps=20,
+                                             imagine_horizon=5),
+                               "cpu": {}, "gpu": dict(steps=20_000, batch_size=1024)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,37 +128,54 @@ def episode_latents(runtime: ModelRuntime, episodes: Sequence[dict[str, np.ndarr
                           rows[0].astype(np.int64), starts.astype(np.int64), lengths.astype(np.int64))
 
 
-def sample_pairs(latents: EpisodeLatents, rng: np.random.Generator, batch: int, max_steps: int,
-                 far_fraction: float, imagined_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> (start latents float32 [B, D], target latents float32 [B, D], offsets in steps float32 [B], capped at K_max)."""
+def sample_pairs(latents: EpisodeLatents, rng: np.random.Generator, batch: int, max_offset: int,
+                 imagined_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (t, t + k) of one episode, k uniform in [0, max_offset] (shorter where the episode is)
+    -> (start latents float32 [B, D], target latents float32 [B, D], offsets in steps float32 [B])."""
     episodes = rng.integers(len(latents.lengths), size=batch)
     lengths = latents.lengths[episodes]
-    # offsets up to 2 K_max (capped labels), then the start so that t + k stays inside the episode
-    offsets = np.minimum(rng.integers(0, 2 * max_steps + 1, size=batch), lengths - 1)
+    offsets = np.minimum(rng.integers(0, max_offset + 1, size=batch), lengths - 1)
     t = (rng.random(batch) * (lengths - offsets)).astype(np.int64)
     start = latents.starts[episodes] + t
-    target = start + offsets
-    labels = np.minimum(offsets, max_steps).astype(np.float32)
-    # far pairs: the target is any frame of another episode
-    far = rng.random(batch) < far_fraction
-    if len(latents.lengths) > 1 and far.any():
-        other = rng.integers(latents.frames, size=batch)
-        far &= latents.episode[other] != episodes
-        target = np.where(far, other, target)
-        labels = np.where(far, np.float32(max_steps), labels)
-    a = latents.filtered[start]
-    # imagined starts: the same frame t predicted j + 1 steps ahead from the belief at t - j - 1
-    lead = np.minimum(rng.integers(1, latents.imagined.shape[1] + 1, size=batch), t)
-    use = (rng.random(batch) < imagined_fraction) & (lead >= 1)
-    a = np.where(use[:, None], latents.imagined[start - lead, np.maximum(lead - 1, 0)], a)
-    return a, latents.encoded[target], labels
+    return start_latents(latents, rng, start, imagined_fraction), latents.encoded[start + offsets], \
+        offsets.astype(np.float32)
 
 
-def expectile_loss(predicted: torch.Tensor, target: torch.Tensor, expectile: float) -> torch.Tensor:
-    """Asymmetric squared error: over-predictions weigh (1 - expectile), under-predictions expectile."""
-    error = target - predicted
-    weight = torch.where(error < 0, 1 - expectile, expectile)
-    return (weight * error**2).mean()
+def random_pairs(latents: EpisodeLatents, rng: np.random.Generator, batch: int,
+                 imagined_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Any two frames, of any episodes -> (start latents float32 [B, D], target latents float32 [B, D])."""
+    start, target = rng.integers(latents.frames, size=(2, batch))
+    return start_latents(latents, rng, start, imagined_fraction), latents.encoded[target]
+
+
+def start_latents(latents: EpisodeLatents, rng: np.random.Generator, frames: np.ndarray,
+                  imagined_fraction: float) -> np.ndarray:
+    """The start side of pairs at flat frame indices [B]: the filtered belief, or with probability
+    `imagined_fraction` the same frame imagined j + 1 steps ahead from the belief at t - j - 1 (as in a plan)."""
+    t = frames - latents.starts[latents.episode[frames]]
+    lead = np.minimum(rng.integers(1, latents.imagined.shape[1] + 1, size=len(frames)), t)
+    use = (rng.random(len(frames)) < imagined_fraction) & (lead >= 1)
+    imagined = latents.imagined[frames - lead, np.maximum(lead - 1, 0)]
+    return np.where(use[:, None], imagined, latents.filtered[frames])
+
+
+def metric_loss(net: TemporalDistanceNet, latents: EpisodeLatents, rng: np.random.Generator,
+                train: DistanceTrainConfig) -> torch.Tensor:
+    """Local isometry + upper bound by offsets + repulsion of random pairs (module docstring, step 3)."""
+    def distance(a: np.ndarray, b: np.ndarray) -> torch.Tensor:
+        return net.uncapped_steps(torch.from_numpy(a), torch.from_numpy(b))
+
+    # local isometry
+    a, b, offsets = sample_pairs(latents, rng, train.batch_size, train.local_steps, train.imagined_fraction)
+    near, steps = distance(a, b), torch.from_numpy(offsets)
+    local = ((near - steps) ** 2).mean() + train.log_weight * ((torch.log1p(near) - torch.log1p(steps)) ** 2).mean()
+    # upper bound: an episode's offset is the length of one path between its frames
+    a, b, offsets = sample_pairs(latents, rng, train.batch_size, train.upper_steps, train.imagined_fraction)
+    upper = torch.relu(distance(a, b) - torch.from_numpy(offsets)).pow(2).mean()
+    # repulsion toward K_max
+    a, b = random_pairs(latents, rng, train.batch_size, train.imagined_fraction)
+    repulsion = torch.relu(net.config.max_steps - distance(a, b)).mean()
+    return local + train.upper_weight * upper + train.repulsion_weight * repulsion
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -153,13 +187,13 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 def evaluate_distance(distance: TorchDistance, latents: EpisodeLatents, pairs: int = 2048,
                       seed: int = 0) -> dict[str, float]:
     """Spearman of predicted steps with true offsets on pairs within episodes (offsets 0..K_max) and the mean
-    absolute error in steps; -> {"spearman", "mae_steps", "pairs"}."""
+    absolute error in steps; -> {"spearman", "mae_steps", "pairs"}. Offsets over-estimate far distances, so
+    this scores the ordering along trajectories; bench/planning.py scores against true task-space distance."""
     rng = np.random.default_rng(seed)
-    a, b, offsets = sample_pairs(latents, rng, pairs, distance.max_steps, far_fraction=0.0, imagined_fraction=0.0)
-    within = offsets < distance.max_steps
-    predicted = distance.steps(a[within], b[within])
-    return {"spearman": spearman(predicted, offsets[within]),
-            "mae_steps": float(np.mean(np.abs(predicted - offsets[within]))), "pairs": int(within.sum())}
+    a, b, offsets = sample_pairs(latents, rng, pairs, distance.max_steps, imagined_fraction=0.0)
+    predicted = distance.steps(a, b)
+    return {"spearman": spearman(predicted, offsets), "mae_steps": float(np.mean(np.abs(predicted - offsets))),
+            "pairs": pairs}
 
 
 def fit_distance(latents: EpisodeLatents, model: TemporalDistanceConfig, train: DistanceTrainConfig,
@@ -178,15 +212,12 @@ def fit_distance(latents: EpisodeLatents, model: TemporalDistanceConfig, train: 
     rng = np.random.default_rng(train.seed)
     net = TemporalDistanceNet(model)
     net.set_normalization(torch.from_numpy(np.concatenate([latents.filtered, latents.encoded])))
-    optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, train.steps)
     net.train()
     started, running = time.perf_counter(), 0.0
     for step in tqdm(range(1, train.steps + 1), desc="train distance", unit="step", disable=not progress):
-        a, b, labels = sample_pairs(latents, rng, train.batch_size, model.max_steps, train.far_fraction,
-                                    train.imagined_fraction)
-        predicted = net(torch.from_numpy(a), torch.from_numpy(b))
-        loss = expectile_loss(predicted, torch.log1p(torch.from_numpy(labels)), train.expectile)
+        loss = metric_loss(net, latents, rng, train)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -196,7 +227,6 @@ def fit_distance(latents: EpisodeLatents, model: TemporalDistanceConfig, train: 
             on_log(step, {"loss": running / log_every, "wall_s": time.perf_counter() - started})
             running = 0.0
     return net.eval()
-
 
 
 def train_distance(run_dir: str | Path, dataset: TrajectoryDataset, out: str | Path | None = None, *,

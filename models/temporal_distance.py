@@ -2,8 +2,16 @@
 
 Raw latent distance only ranks states that are close (REFERENCES.md's probe: Spearman
 0.96 under a quarter of the arena, 0.22 overall), so planners need a cost that keeps
-meaning far from the goal. This network reads two latents of the world model and
-predicts how many control steps separate them, saturating at `max_steps` (K_max).
+meaning far from the goal. This network embeds each latent of the world model and
+reads the number of control steps between two of them as the Euclidean distance of
+their embeddings, capped at `max_steps` (K_max):
+
+    steps(a, b) = min(||phi(a) - phi(b)||, K_max)
+
+A metric rather than a free network on pairs: it is symmetric, obeys the triangle
+inequality (a plan through a reachable midpoint is never dearer than the parts), and
+each latent is embedded alone, so it generalizes to pairs never seen together (a free
+MLP on [a, b, a - b] overfit: held-out Spearman with the true distance 0.10).
 
     net = TemporalDistanceNet(TemporalDistanceConfig(latent_dim=160))
     distance = TorchDistance(net)                  # hvp.contracts.Distance, numpy in and out
@@ -19,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -33,7 +40,7 @@ from hvp.contracts import check_array
 from hvp.models.checkpoint import CheckpointError, _check_tensors, _load_tensors, _replace_into, _write_json
 from hvp.models.runtime import resolve_device
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: metric embedding (1 was an MLP on latent pairs)
 KIND = "temporal_distance"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -44,56 +51,60 @@ class TemporalDistanceConfig(Config):
     """Network of the temporal-distance model; latent_dim comes from the world model."""
 
     latent_dim: int = 160  # D of the world model's planning latent
-    hidden_dim: int = 256  # width of the MLP layers
-    depth: int = 3  # hidden layers
-    max_steps: int = 40  # K_max: predictions saturate here; pairs further apart are labelled K_max
+    hidden_dim: int = 256  # width of the embedding MLP's layers
+    depth: int = 2  # hidden layers
+    embed_dim: int = 32  # dimensions of the embedding whose Euclidean distance is the step count
+    max_steps: int = 80  # K_max: predictions saturate here; training pushes unrelated pairs this far apart
 
     def validate(self) -> None:
-        for name in ("latent_dim", "hidden_dim", "depth"):
+        for name in ("latent_dim", "hidden_dim", "depth", "embed_dim"):
             require(getattr(self, name) >= 1, "TemporalDistanceConfig.{} must be >= 1 (got {})", name,
                     getattr(self, name))
         require(self.max_steps >= 2, "TemporalDistanceConfig.max_steps must be >= 2 (got {})", self.max_steps)
 
 
-TemporalDistanceConfig.PRESETS = {"debug": dict(hidden_dim=32, depth=2, max_steps=10), "cpu": {},
-                                  "gpu": dict(hidden_dim=512, depth=4, max_steps=60)}
+TemporalDistanceConfig.PRESETS = {"debug": dict(hidden_dim=32, embed_dim=8, max_steps=10), "cpu": {},
+                                  "gpu": dict(hidden_dim=512, depth=3, embed_dim=64, max_steps=120)}
 
 
 class TemporalDistanceNet(nn.Module):
-    """MLP on [a, b, a - b] of normalized latents -> log(1 + steps), squashed into [0, log(1 + K_max)].
+    """Embedding MLP phi on normalized latents; steps(a, b) = min(||phi(a) - phi(b)||, K_max).
 
-    Working in log(1 + steps) keeps near pairs (which steer the last metres of a plan)
-    as resolved as far ones; the sigmoid bound makes saturation explicit rather than learnt.
+    forward() returns log(1 + steps) (what the exporter and TorchDistance undo with
+    expm1), so the network's output contract did not change with the architecture.
     """
 
     def __init__(self, config: TemporalDistanceConfig) -> None:
         super().__init__()
         self.config = config
         layers: list[nn.Module] = []
-        width = 3 * config.latent_dim
+        width = config.latent_dim
         for _ in range(config.depth):
             layers += [nn.Linear(width, config.hidden_dim), nn.LayerNorm(config.hidden_dim), nn.SiLU()]
             width = config.hidden_dim
-        layers.append(nn.Linear(width, 1))
-        self.mlp = nn.Sequential(*layers)
+        layers.append(nn.Linear(width, config.embed_dim))
+        self.embedding = nn.Sequential(*layers)
         # latent statistics of the training data: world-model latents have unequal scales per dimension
         self.register_buffer("latent_mean", torch.zeros(config.latent_dim))
         self.register_buffer("latent_std", torch.ones(config.latent_dim))
-
-    @property
-    def log_max(self) -> float:
-        return math.log1p(self.config.max_steps)
 
     def set_normalization(self, latents: torch.Tensor) -> None:
         """latents float32 [M, D] of the training data -> per-dimension mean and std used on every input."""
         self.latent_mean.copy_(latents.mean(0))
         self.latent_std.copy_(latents.std(0).clamp(min=1e-3))
 
+    def embed(self, latents: torch.Tensor) -> torch.Tensor:
+        """latents [N, D] -> embeddings [N, embed_dim], in control steps."""
+        return self.embedding((latents - self.latent_mean) / self.latent_std)
+
+    def uncapped_steps(self, latents_a: torch.Tensor, latents_b: torch.Tensor) -> torch.Tensor:
+        """latents_a [N, D], latents_b [N, D] (or broadcastable) -> ||phi(a) - phi(b)|| [N], not capped (training)."""
+        squared = (self.embed(latents_a) - self.embed(latents_b)).pow(2).sum(-1)
+        return (squared + 1e-8).sqrt()  # the offset keeps the gradient finite at a == b
+
     def forward(self, latents_a: torch.Tensor, latents_b: torch.Tensor) -> torch.Tensor:
-        """latents_a [N, D], latents_b [N, D] (or broadcastable) -> log(1 + steps) float32 [N]."""
-        a = (latents_a - self.latent_mean) / self.latent_std
-        b = ((latents_b - self.latent_mean) / self.latent_std).expand_as(a)
-        return self.log_max * torch.sigmoid(self.mlp(torch.cat([a, b, a - b], -1)).squeeze(-1))
+        """latents_a [N, D], latents_b [N, D] (or broadcastable) -> log(1 + steps) float32 [N], steps <= K_max."""
+        return torch.log1p(self.uncapped_steps(latents_a, latents_b).clamp(max=self.config.max_steps))
 
 
 class TorchDistance:

@@ -7,7 +7,7 @@ import torch
 
 from hvp.models.checkpoint import CheckpointError
 from hvp.models.fit_distance import (DistanceTrainConfig, episode_latents, evaluate_distance, fit_distance,
-                                     sample_pairs, spearman)
+                                     random_pairs, sample_pairs, spearman)
 from hvp.models.temporal_distance import (TemporalDistanceConfig, TemporalDistanceNet, TorchDistance, load_distance,
                                           save_distance)
 
@@ -43,27 +43,51 @@ def test_latents_line_up_with_frames(latents):
     assert np.all(np.isfinite(train.imagined))
 
 
-def test_pairs_are_labelled_by_capped_offsets(latents):
+def test_pairs_are_labelled_by_offsets(latents):
     train, _ = latents
-    a, b, labels = sample_pairs(train, np.random.default_rng(0), 512, 10, far_fraction=0.0, imagined_fraction=0.0)
-    assert a.shape == b.shape == (512, train.filtered.shape[1]) and labels.shape == (512,)
-    assert labels.min() == 0 and labels.max() == 10
-    zero = labels == 0  # an offset of 0 pairs a frame's belief with the same frame encoded alone
-    rows = [np.flatnonzero((train.filtered == row).all(1))[0] for row in a[zero]]
-    np.testing.assert_array_equal(train.encoded[rows], b[zero])
+    a, b, offsets = sample_pairs(train, np.random.default_rng(0), 512, 10, imagined_fraction=0.0)
+    assert a.shape == b.shape == (512, train.filtered.shape[1]) and offsets.shape == (512,)
+    assert offsets.min() == 0 and offsets.max() == 10
+    rows = np.array([np.flatnonzero((train.filtered == row).all(1))[0] for row in a])
+    # the target is the start's frame k later, in the same episode, encoded alone
+    np.testing.assert_array_equal(train.encoded[rows + offsets.astype(int)], b)
+    assert np.all(train.episode[rows] == train.episode[rows + offsets.astype(int)])
 
 
-def test_learns_step_ordering_on_held_out_episodes(latents, trained):
+def test_imagined_starts_come_from_earlier_beliefs_of_the_same_episode(latents):
+    train, _ = latents
+    a, _ = random_pairs(train, np.random.default_rng(0), 256, imagined_fraction=0.99)
+    filtered = (a[:, None] == train.filtered[None]).all(-1).any(1)
+    imagined = (a[:, None, None] == train.imagined[None]).all(-1).any((1, 2))
+    # an episode's first frame has no earlier belief: it stays filtered
+    assert np.all(filtered | imagined) and imagined.mean() > 0.8
+
+
+def test_learns_a_metric_on_held_out_episodes(latents, trained):
     train, held_out = latents
     score = evaluate_distance(trained, held_out, pairs=2048, seed=1)
     # chance is 0; a constant prediction has no rank correlation at all
-    assert score["spearman"] > 0.2, score
-    assert evaluate_distance(trained, train, seed=1)["spearman"] > score["spearman"] - 0.1
-    # predictions are bounded by K_max
-    a, b, _ = sample_pairs(held_out, np.random.default_rng(2), 256, 10, 0.5, 0.5)
+    assert score["spearman"] > 0.35, score  # 0.49 measured with this 10-step debug world model
+    assert evaluate_distance(trained, train, seed=1)["spearman"] < score["spearman"] + 0.15
+    a, b, _ = sample_pairs(held_out, np.random.default_rng(2), 256, 10, 0.5)
     steps = trained.steps(a, b)
     assert steps.dtype == np.float32 and steps.shape == (256,)
     assert np.all((steps >= 0) & (steps <= trained.max_steps + 1e-4))
+    # a metric: symmetric, zero on itself, triangle inequality (up to float error)
+    c = held_out.encoded[np.random.default_rng(3).integers(held_out.frames, size=256)]
+    np.testing.assert_allclose(trained.steps(a, b), trained.steps(b, a), atol=1e-4)
+    assert np.all(trained.steps(a, a) < 1e-3)
+    uncapped = lambda x, y: trained.net.uncapped_steps(torch.from_numpy(x), torch.from_numpy(y)).detach().numpy()
+    assert np.all(uncapped(a, c) <= uncapped(a, b) + uncapped(b, c) + 1e-3)
+
+
+def test_far_pairs_saturate_at_k_max():
+    net = TemporalDistanceNet(TemporalDistanceConfig(latent_dim=4, hidden_dim=8, max_steps=5))
+    with torch.no_grad():
+        net.embedding[-1].weight.mul_(1e3)  # LayerNorm bounds the hidden layers: spread the embedding instead
+    a, b = np.random.default_rng(0).normal(size=(2, 3, 4)).astype(np.float32)
+    assert np.all(net.uncapped_steps(torch.from_numpy(a), torch.from_numpy(b)).detach().numpy() > 5)
+    np.testing.assert_allclose(TorchDistance(net).steps(a, b), 5.0, rtol=1e-5)
 
 
 def test_save_load_round_trip(tmp_path, trained, latents):
@@ -99,7 +123,9 @@ def test_steps_errors_name_the_argument():
 def test_config_and_spearman_checks():
     with pytest.raises(ValueError, match="max_steps must be >= 2"):
         TemporalDistanceConfig(max_steps=1)
-    with pytest.raises(ValueError, match="expectile must be in"):
-        DistanceTrainConfig(expectile=0.0)
+    with pytest.raises(ValueError, match="upper_steps must be >= local_steps"):
+        DistanceTrainConfig(local_steps=8, upper_steps=4)
+    with pytest.raises(ValueError, match="repulsion_weight must be >= 0"):
+        DistanceTrainConfig(repulsion_weight=-1.0)
     x = np.arange(10.0)
     assert spearman(x, x**3) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
