@@ -4,6 +4,12 @@
     run_dir/model.safetensors       weights; metadata repeats format_version, kind and model config
     run_dir/train_state.safetensors optimizer moments + torch RNG (resume); train_state.json: step, numpy RNG
 
+A small model beside a run (the temporal distance, the subgoal generator) is a folder of the same two files,
+written by save_small_model and read by load_small_model:
+
+    folder/config.json              {"format_version", "kind", "model": {...}, ...extra}
+    folder/model.safetensors        weights; metadata repeats format_version, kind and model config
+
 Every file is written to a temporary name and renamed, so an interrupted save leaves the last good one.
 """
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -64,22 +70,32 @@ def save_model(run_dir: str | os.PathLike, kind: str, model: nn.Module, train: T
     """Write config.json and model.safetensors of `model` (an RSSM or PixelPredictor, not a DDP wrapper)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    model_config = model.config.to_dict()
-    header = {"format_version": FORMAT_VERSION, "kind": kind, "model": model_config}
+    header = {"format_version": FORMAT_VERSION, "kind": kind, "model": model.config.to_dict()}
     _write_json(run_dir / CONFIG_FILE, {**header, "train": train.to_dict(), "env_args": env_args})
+    _write_weights(run_dir / WEIGHTS_FILE, model, header)
+
+
+def _write_weights(path: Path, module: nn.Module, header: dict[str, Any]) -> None:
+    """`module`'s state dict to safetensors at `path`, with each header entry JSON-encoded as metadata."""
     metadata = {key: json.dumps(value, sort_keys=True) for key, value in header.items()}
-    _replace_into(run_dir / WEIGHTS_FILE, lambda tmp: save_file(_tensors(model), tmp, metadata=metadata))
+    _replace_into(path, lambda tmp: save_file(_tensors(module), tmp, metadata=metadata))
+
+
+def _read_json(path: Path, missing: str) -> dict[str, Any]:
+    """The JSON object at `path`; CheckpointError(`missing`) when there is no such file."""
+    if not path.is_file():
+        raise CheckpointError(missing)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
 
 
 def read_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The run's config.json, checked for format version and kind."""
     path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"run_dir: {os.fspath(run_dir)!r} has no {CONFIG_FILE}; is it a run directory of hvp train?")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
+    config = _read_json(path, f"run_dir: {os.fspath(run_dir)!r} has no {CONFIG_FILE}; "
+                              "is it a run directory of hvp train?")
     if config.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: format_version {config.get('format_version')!r}, this hvp reads {FORMAT_VERSION}")
     if config.get("kind") not in ("rssm", "pixel"):
@@ -122,6 +138,42 @@ def _check_tensors(path: Path, expected: dict[str, torch.Tensor], found: dict[st
     if missing or unexpected or wrong:
         raise CheckpointError(f"{path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}, "
                               f"wrong shapes {wrong[:5]}")
+
+
+# -- small models beside a run -------------------------------------------------------------
+def save_small_model(folder: str | os.PathLike, kind: str, format_version: int, module: nn.Module,
+                     extra: dict[str, Any] | None = None) -> Path:
+    """Write config.json (`extra`, e.g. training config and scores, + format_version, kind and
+    `module.config`) and model.safetensors of `module` into `folder`; -> the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    header = {"format_version": format_version, "kind": kind, "model": module.config.to_dict()}
+    _write_json(folder / CONFIG_FILE, {**(extra or {}), **header})
+    _write_weights(folder / WEIGHTS_FILE, module, header)
+    return folder
+
+
+def load_small_model(folder: str | os.PathLike, kind: str, format_version: int,
+                     build: Callable[[dict[str, Any]], nn.Module], train_hint: str) -> tuple[nn.Module, dict[str, Any]]:
+    """-> (the module that `build(config["model"])` makes, with the weights of `folder`; config.json's dict).
+
+    Refuses another kind or format_version, and weights saved for another model config, with a
+    CheckpointError naming the file; `train_hint` says how to make the folder when it is missing
+    (e.g. "hvp train-distance RUN --data DATA.hdf5"). Never unpickles.
+    """
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    config = _read_json(path, f"model_dir: {os.fspath(folder)!r} has no {CONFIG_FILE}; train one with `{train_hint}`")
+    if config.get("kind") != kind or config.get("format_version") != format_version:
+        raise CheckpointError(f"{path}: expected kind {kind!r} format_version {format_version}, "
+                              f"got {config.get('kind')!r} {config.get('format_version')!r}")
+    module = build(config["model"])
+    tensors, metadata = _load_tensors(folder / WEIGHTS_FILE)
+    if metadata.get("model") != json.dumps(config["model"], sort_keys=True):
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} was saved for another model than {path} describes")
+    _check_tensors(folder / WEIGHTS_FILE, module.state_dict(), tensors)
+    module.load_state_dict(tensors)
+    return module, config
 
 
 # -- resume state --------------------------------------------------------------------------

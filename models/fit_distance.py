@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -37,6 +37,8 @@ from hvp.config import Config, require
 from hvp.contracts import ModelRuntime
 from hvp.data import TrajectoryDataset
 from hvp.models.temporal_distance import TemporalDistanceConfig, TemporalDistanceNet, TorchDistance, save_distance
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,20 +206,39 @@ def fit_distance(latents: EpisodeLatents, model: TemporalDistanceConfig, train: 
     One thread by default: the MLP is too small to gain from more, and on a busy 2-core
     machine two threads measured 10x slower per update (52 vs 4.6 ms) from contention.
     """
-    if model.latent_dim != latents.filtered.shape[1]:
-        raise ValueError(f"model.latent_dim: expected {latents.filtered.shape[1]} (the latents' D), "
+    net, rng = init_latent_model(latents, model, TemporalDistanceNet, train.seed, threads)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
+    net.train()
+    train_steps(lambda: metric_loss(net, latents, rng, train), optimizer, train.steps, "train distance",
+                progress=progress, on_log=on_log, log_every=log_every)
+    return net.eval()
+
+
+def init_latent_model(latents: EpisodeLatents, model: Any, build: Callable[[Any], ModuleT], seed: int,
+                      threads: int) -> tuple[ModuleT, np.random.Generator]:
+    """Start fitting a small model on `latents`: check model.latent_dim against their D, set torch's threads and
+    seed, build(model) normalized to the filtered and encoded latents -> (the net, numpy RNG seeded with `seed`)."""
+    if model.latent_dim != latents.encoded.shape[1]:
+        raise ValueError(f"model.latent_dim: expected {latents.encoded.shape[1]} (the latents' D), "
                          f"got {model.latent_dim}")
     torch.set_num_threads(threads)
-    torch.manual_seed(train.seed)
-    rng = np.random.default_rng(train.seed)
-    net = TemporalDistanceNet(model)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = build(model)
     net.set_normalization(torch.from_numpy(np.concatenate([latents.filtered, latents.encoded])))
-    optimizer = torch.optim.AdamW(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, train.steps)
-    net.train()
+    return net, rng
+
+
+def train_steps(loss_fn: Callable[[], torch.Tensor], optimizer: torch.optim.Optimizer, steps: int, desc: str, *,
+                progress: bool = True, on_log: Callable[[int, dict[str, float]], None] | None = None,
+                log_every: int = 100) -> None:
+    """`steps` updates of `optimizer` on the scalar `loss_fn()` (which samples its own batch), learning rate
+    cosine-annealed to 0; every `log_every` steps on_log(step, {"loss": mean since the last log, "wall_s"}).
+    The loop of the small latent-space models (temporal distance, subgoal generator)."""
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     started, running = time.perf_counter(), 0.0
-    for step in tqdm(range(1, train.steps + 1), desc="train distance", unit="step", disable=not progress):
-        loss = metric_loss(net, latents, rng, train)
+    for step in tqdm(range(1, steps + 1), desc=desc, unit="step", disable=not progress):
+        loss = loss_fn()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -226,7 +247,6 @@ def fit_distance(latents: EpisodeLatents, model: TemporalDistanceConfig, train: 
         if on_log is not None and step % log_every == 0:
             on_log(step, {"loss": running / log_every, "wall_s": time.perf_counter() - started})
             running = 0.0
-    return net.eval()
 
 
 def train_distance(run_dir: str | Path, dataset: TrajectoryDataset, out: str | Path | None = None, *,

@@ -18,7 +18,6 @@ On disk (safetensors + JSON, never pickle): subgoals/config.json, subgoals/model
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from pathlib import Path
@@ -27,17 +26,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from hvp.config import Config, require
 from hvp.contracts import check_array
-from hvp.models.checkpoint import CheckpointError, _check_tensors, _load_tensors, _replace_into, _write_json
-from hvp.models.fit_distance import EpisodeLatents
+from hvp.models.checkpoint import load_small_model, save_small_model
+from hvp.models.fit_distance import EpisodeLatents, init_latent_model, train_steps
 
 FORMAT_VERSION = 1
 KIND = "subgoal_cvae"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 SUBGOALS_DIR = "subgoals"  # where hvp train-subgoals puts the generator inside a run
 
 
@@ -234,68 +230,30 @@ def fit_subgoals(latents: EpisodeLatents, model: SubgoalConfig, train: SubgoalTr
                  on_log: Callable[[int, dict[str, float]], None] | None = None, log_every: int = 100,
                  threads: int = 1) -> SubgoalCVAE:
     """Train a SubgoalCVAE on triples from `latents`; returns it in eval mode (1 thread: the MLP is small)."""
-    if model.latent_dim != latents.encoded.shape[1]:
-        raise ValueError(f"model.latent_dim: expected {latents.encoded.shape[1]} (the latents' D), "
-                         f"got {model.latent_dim}")
-    torch.set_num_threads(threads)
-    torch.manual_seed(train.seed)
-    rng = np.random.default_rng(train.seed)
-    net = SubgoalCVAE(model)
-    net.set_normalization(torch.from_numpy(np.concatenate([latents.filtered, latents.encoded])))
+    net, rng = init_latent_model(latents, model, SubgoalCVAE, train.seed, threads)
     optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, train.steps)
-    net.train()
-    started, running = time.perf_counter(), 0.0
-    for step in tqdm(range(1, train.steps + 1), desc="train subgoals", unit="step", disable=not progress):
+
+    def loss() -> torch.Tensor:
         triple = sample_triples(latents, rng, train.batch_size, train.min_offset, train.max_offset,
                                 train.filtered_fraction)
-        loss, _ = net.loss(*(torch.from_numpy(part) for part in triple), train.kl_weight)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        running += loss.item()
-        if on_log is not None and step % log_every == 0:
-            on_log(step, {"loss": running / log_every, "wall_s": time.perf_counter() - started})
-            running = 0.0
+        return net.loss(*(torch.from_numpy(part) for part in triple), train.kl_weight)[0]
+
+    net.train()
+    train_steps(loss, optimizer, train.steps, "train subgoals", progress=progress, on_log=on_log, log_every=log_every)
     return net.eval()
 
 
 # -- files ---------------------------------------------------------------------------------------
 def save_subgoals(out_dir: str | os.PathLike, net: SubgoalCVAE, extra: dict[str, Any] | None = None) -> Path:
     """Write config.json (model config + `extra`, e.g. training config and scores) and model.safetensors."""
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    header = {"format_version": FORMAT_VERSION, "kind": KIND, "model": net.config.to_dict()}
-    _write_json(out_dir / CONFIG_FILE, {**(extra or {}), **header})
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
-    metadata = {key: json.dumps(value, sort_keys=True) for key, value in header.items()}
-    _replace_into(out_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    return out_dir
+    return save_small_model(out_dir, KIND, FORMAT_VERSION, net, extra)
 
 
 def load_subgoals(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> TorchSubgoalGenerator:
     """The generator saved in `model_dir` by save_subgoals (hvp train-subgoals). Never unpickles."""
-    model_dir = Path(model_dir)
-    path = model_dir / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"model_dir: {os.fspath(model_dir)!r} has no {CONFIG_FILE}; "
-                              "train one with `hvp train-subgoals RUN --data DATA.hdf5`")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
-    if config.get("kind") != KIND or config.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: expected kind {KIND!r} format_version {FORMAT_VERSION}, "
-                              f"got {config.get('kind')!r} {config.get('format_version')!r}")
-    net = SubgoalCVAE(SubgoalConfig.from_dict(config["model"]))
-    tensors, metadata = _load_tensors(model_dir / WEIGHTS_FILE)
-    if metadata.get("model") != json.dumps(config["model"], sort_keys=True):
-        raise CheckpointError(f"{model_dir / WEIGHTS_FILE} was saved for another model than {path} describes")
-    _check_tensors(model_dir / WEIGHTS_FILE, net.state_dict(), tensors)
-    net.load_state_dict(tensors)
+    net, _ = load_small_model(model_dir, KIND, FORMAT_VERSION,
+                              lambda model: SubgoalCVAE(SubgoalConfig.from_dict(model)),
+                              train_hint="hvp train-subgoals RUN --data DATA.hdf5")
     return TorchSubgoalGenerator(net, device)
 
 

@@ -26,7 +26,6 @@ On disk (safetensors + JSON, never pickle)::
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,11 @@ from torch import nn
 
 from hvp.config import Config, require
 from hvp.contracts import check_array
-from hvp.models.checkpoint import CheckpointError, _check_tensors, _load_tensors, _replace_into, _write_json
+from hvp.models.checkpoint import load_small_model, save_small_model
 from hvp.models.runtime import resolve_device
 
 FORMAT_VERSION = 2  # 2: metric embedding (1 was an MLP on latent pairs)
 KIND = "temporal_distance"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,36 +128,12 @@ class TorchDistance:
 
 def save_distance(out_dir: str | os.PathLike, net: TemporalDistanceNet, extra: dict[str, Any] | None = None) -> Path:
     """Write config.json (model config + `extra`, e.g. training config and metrics) and model.safetensors."""
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    header = {"format_version": FORMAT_VERSION, "kind": KIND, "model": net.config.to_dict()}
-    _write_json(out_dir / CONFIG_FILE, {**(extra or {}), **header})
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in net.state_dict().items()}
-    metadata = {key: json.dumps(value, sort_keys=True) for key, value in header.items()}
-    _replace_into(out_dir / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    return out_dir
+    return save_small_model(out_dir, KIND, FORMAT_VERSION, net, extra)
 
 
 def load_distance(model_dir: str | os.PathLike, device: str | torch.device | None = "cpu") -> TorchDistance:
     """The TorchDistance saved in `model_dir` by save_distance (hvp train-distance). Never unpickles."""
-    model_dir = Path(model_dir)
-    path = model_dir / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"model_dir: {os.fspath(model_dir)!r} has no {CONFIG_FILE}; "
-                              "train one with `hvp train-distance RUN --data DATA.hdf5`")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{path}: corrupt JSON ({err})") from err
-    if config.get("kind") != KIND or config.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: expected kind {KIND!r} format_version {FORMAT_VERSION}, "
-                              f"got {config.get('kind')!r} {config.get('format_version')!r}")
-    net = TemporalDistanceNet(TemporalDistanceConfig.from_dict(config["model"]))
-    tensors, metadata = _load_tensors(model_dir / WEIGHTS_FILE)
-    if metadata.get("model") != json.dumps(config["model"], sort_keys=True):
-        raise CheckpointError(f"{model_dir / WEIGHTS_FILE} was saved for another model than {path} describes")
-    _check_tensors(model_dir / WEIGHTS_FILE, net.state_dict(), tensors)
-    net.load_state_dict(tensors)
+    net, _ = load_small_model(model_dir, KIND, FORMAT_VERSION,
+                              lambda model: TemporalDistanceNet(TemporalDistanceConfig.from_dict(model)),
+                              train_hint="hvp train-distance RUN --data DATA.hdf5")
     return TorchDistance(net, device)
