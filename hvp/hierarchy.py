@@ -3,8 +3,9 @@
     controller, decode = build_hierarchical("runs/maze-hard", subgoals="generated")
     result = hvp.plan_to_goal("maze-hard", "runs/maze-hard", hierarchical=True)   # the playground entry point
 
-A run holds the world model, RUN/distance (hvp train-distance) and RUN/subgoals
-(hvp train-subgoals); both folders can be given elsewhere.
+A run holds the world model, RUN/distance (hvp train-distance), RUN/subgoals
+(hvp train-subgoals) and RUN/graph_nodes.safetensors (replay-graph nodes, save_graph_nodes);
+each can be given elsewhere.
 """
 from __future__ import annotations
 
@@ -18,21 +19,28 @@ import numpy as np
 from hvp.agent import DISTANCE_DIR, Decode, build_controller
 
 SUBGOALS_DIR = "subgoals"
+GRAPH_NODES_FILE = "graph_nodes.safetensors"
+GRAPH_SIZE = 800  # replay-graph nodes M: building costs M^2 distance pairs (~8 s) + M^3 path updates (~3 s), 1 CPU
 
 
 def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, count: int = 3, hvf: bool = False,
                        planner: str = "cem", cost: str = "temporal", preset: str = "cpu",
                        distance_dir: str | Path | None = None, subgoals_dir: str | Path | None = None,
                        seed: int = 0, threads: int | None = None, chain_cost: str | None = None,
+                       graph_data: str | Path | None = None, graph_size: int = GRAPH_SIZE,
+                       graph_overrides: Mapping[str, Any] | None = None,
                        overrides: Mapping[str, Any] | None = None) -> tuple[Any, Decode]:
     """-> (HierarchicalController, decode) over the world model in `run_dir`.
 
-    subgoals: generated (CVAE + subgoal search) | oracle (images given to reset) | none (flat MPC).
+    subgoals: generated (CVAE + subgoal search) | graph (replay graph over dataset latents) | oracle (images given
+    to reset) | none (flat MPC). graph: nodes are `graph_size` frames of the `graph_data` HDF5, or without it
+    RUN/graph_nodes.safetensors; `graph_overrides`: ReplayGraphConfig fields.
     hvf: HVF's settings (max chain cost, no replanning, no skipping). `overrides`: HierarchicalConfig fields.
     """
     from hvp.models.subgoal import load_subgoals
     from hvp.models.temporal_distance import load_distance
     from hvp.planners.hierarchical import HierarchicalConfig, HierarchicalController
+    from hvp.planners.replay_graph import ReplayGraph, ReplayGraphConfig
     from hvp.planners.subgoal_search import SubgoalSearch, SubgoalSearchConfig
 
     low, decode = build_controller(run_dir, planner, cost, preset=preset, seed=seed, device="cpu", threads=threads,
@@ -45,7 +53,48 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
         search_config = SubgoalSearchConfig.preset(preset, subgoals=count,
                                                    chain_cost=chain_cost or ("max" if hvf else "sum"))
         search = SubgoalSearch(generator, distance, search_config)
+    elif subgoals == "graph":
+        if graph_data is not None:
+            from hvp.data import load_dataset
+
+            nodes = graph_node_latents(low.runtime, load_dataset(graph_data), graph_size, seed)
+        else:
+            nodes = load_graph_nodes(Path(run_dir) / GRAPH_NODES_FILE)
+        search = ReplayGraph(nodes, distance, ReplayGraphConfig.preset(preset, **dict(graph_overrides or {})))
     return HierarchicalController(low, distance, search, config), decode
+
+
+# -- replay-graph nodes -------------------------------------------------------------------------
+def graph_node_latents(runtime: Any, dataset: Any, count: int, seed: int = 0, chunk: int = 256) -> np.ndarray:
+    """encode() of `count` frames drawn without replacement from a TrajectoryDataset's episodes -> float32
+    [count, D] (fewer if the dataset is smaller): the goal embedding's space, so nodes compare with goals."""
+    if count < 2:
+        raise ValueError(f"count: expected at least 2 graph nodes, got {count}")
+    where = [(e, t) for e, episode in enumerate(dataset.episodes) for t in range(len(episode["image"]))]
+    picks = np.random.default_rng(seed).choice(len(where), size=min(count, len(where)), replace=False)
+    images = np.stack([dataset.episodes[where[i][0]]["image"][where[i][1]] for i in np.sort(picks)])
+    return np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)]).astype(
+        np.float32)
+
+
+def save_graph_nodes(path: str | Path, latents: np.ndarray, source: str = "") -> Path:
+    """Write node latents float32 [M, D] as safetensors ("latents"); `source` (e.g. the dataset) goes in metadata."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    save_file({"latents": np.ascontiguousarray(latents, np.float32)}, str(path), metadata={"source": source})
+    return path
+
+
+def load_graph_nodes(path: str | Path) -> np.ndarray:
+    """Node latents float32 [M, D] written by save_graph_nodes."""
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"graph nodes: {path} is missing; pass --graph-data DATA.hdf5 or write it with "
+                                "hvp.hierarchy.save_graph_nodes(path, graph_node_latents(runtime, dataset, M))")
+    return load_file(str(path))["latents"]
 
 
 # -- oracle subgoals -----------------------------------------------------------------------------

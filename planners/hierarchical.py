@@ -3,7 +3,8 @@
 Each act():
 1. filter the image (a look-ahead copy of what the low level's act() does) -> the current latent;
 2. at the first step, plan the chain: generated (SubgoalSearch from the current latent to the
-   goal), oracle (latents of given images) or none (flat MPC: the target is the goal);
+   goal), graph (ReplayGraph: a shortest path through dataset latents, planners/replay_graph.py),
+   oracle (latents of given images) or none (flat MPC: the target is the goal);
 3. switch targets: a subgoal counts as reached when the distance predicts <= reach_steps
    (or the squared latent distance is under latent_threshold); skip to a later target the
    distance says is nearer than the current one (it was passed, or the detour is moot);
@@ -27,14 +28,17 @@ import numpy as np
 from hvp.config import Config, require
 from hvp.contracts import Distance, check_array
 from hvp.planners.mpc import LatentMPC
+from hvp.planners.replay_graph import ReplayGraph
 from hvp.planners.subgoal_search import SubgoalSearch
 
-SUBGOAL_MODES = ("generated", "oracle", "none")
+SUBGOAL_MODES = ("generated", "graph", "oracle", "none")
+# modes whose chain comes from a search object: search(start [D], goal [D], rng) -> .subgoals [K, D], .seconds
+CHAIN_SEARCHES = {"generated": SubgoalSearch, "graph": ReplayGraph}
 
 
 @dataclasses.dataclass(frozen=True)
 class HierarchicalConfig(Config):
-    mode: str = "generated"  # generated | oracle (images given to reset) | none (flat MPC toward the goal)
+    mode: str = "generated"  # generated | graph (replay graph) | oracle (images given to reset) | none (flat MPC)
     reach_steps: float = 2.0  # a target is reached when the distance predicts at most this many steps
     latent_threshold: float = 0.0  # ... or the squared latent distance is under this (0: off)
     segment_budget: int = 40  # steps toward one subgoal before moving on anyway (HVF: a fixed budget)
@@ -64,15 +68,17 @@ HierarchicalConfig.PRESETS = {"debug": dict(segment_budget=15, stall_steps=5), "
 class HierarchicalController:
     """Controller: reset(goal_image, seed, subgoal_images) -> state; act(state, obs) -> (state, action [A])."""
 
-    def __init__(self, low: LatentMPC, distance: Distance, search: SubgoalSearch | None = None,
+    def __init__(self, low: LatentMPC, distance: Distance, search: SubgoalSearch | ReplayGraph | None = None,
                  config: HierarchicalConfig | None = None) -> None:
+        """`search`: a SubgoalSearch (mode "generated") or a ReplayGraph (mode "graph"); None otherwise."""
         if not isinstance(low, LatentMPC):
             raise TypeError(f"low: expected a LatentMPC, got {type(low).__name__}")
         if not isinstance(distance, Distance):
             raise TypeError(f"distance: expected an hvp.contracts.Distance, got {type(distance).__name__}")
         self.config = config or HierarchicalConfig()
-        if self.config.mode == "generated" and not isinstance(search, SubgoalSearch):
-            raise TypeError(f"search: mode 'generated' needs a SubgoalSearch, got {type(search).__name__}")
+        needed = CHAIN_SEARCHES.get(self.config.mode)
+        if needed is not None and not isinstance(search, needed):
+            raise TypeError(f"search: mode {self.config.mode!r} needs a {needed.__name__}, got {type(search).__name__}")
         self.low, self.distance, self.search = low, distance, search
         self.runtime = low.runtime
 
@@ -90,7 +96,7 @@ class HierarchicalController:
             raise ValueError(f"subgoal_images: only mode 'oracle' takes images, this controller is "
                              f"{self.config.mode!r}")
         return {"low": low, "goal": low["goal"], "subgoals": subgoals, "index": 0,
-                "planned": self.config.mode != "generated", "segment_steps": 0, "best": float("inf"),
+                "planned": self.config.mode not in CHAIN_SEARCHES, "segment_steps": 0, "best": float("inf"),
                 "since_progress": 0, "replans": 0, "chains": [subgoals] if len(subgoals) else [],
                 "subgoal_seconds": [], "imagined": low["imagined"], "age": 0}
 
@@ -145,7 +151,7 @@ class HierarchicalController:
         else:
             state = {**state, "since_progress": state["since_progress"] + 1}
         cfg = self.config
-        if (cfg.replan and cfg.mode == "generated" and state["since_progress"] >= cfg.stall_steps
+        if (cfg.replan and cfg.mode in CHAIN_SEARCHES and state["since_progress"] >= cfg.stall_steps
                 and state["replans"] < cfg.max_replans):
             state = {**self.plan_chain(state, latent), "replans": state["replans"] + 1}
         target = self.targets(state)[0]

@@ -28,11 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hierarchy = parser.add_argument_group("hierarchical planning (needs MODEL/distance; generated: MODEL/subgoals)")
     hierarchy.add_argument("--hierarchical", action="store_true",
                            help="subgoal chain on top of the latent MPC; writes strip_NNN.png per episode")
-    hierarchy.add_argument("--subgoals", default="generated", choices=("generated", "oracle", "none"),
-                           help="generated (CVAE + search), oracle (shortest-path frames, maze only), none (flat)")
+    hierarchy.add_argument("--subgoals", default="generated", choices=("generated", "graph", "oracle", "none"),
+                           help="generated (CVAE + search), graph (shortest path over dataset frames), "
+                                "oracle (shortest-path frames, maze only), none (flat)")
     hierarchy.add_argument("--subgoal-count", type=int, default=3, help="K subgoals: 1, 3 or 7")
     hierarchy.add_argument("--subgoals-dir", help="subgoal generator folder (default: MODEL/subgoals)")
     hierarchy.add_argument("--chain-cost", choices=("max", "sum"), help="segment reduction (default sum; --hvf max)")
+    hierarchy.add_argument("--graph-data", help="graph: HDF5 whose frames are the nodes "
+                                                "(default: MODEL/graph_nodes.safetensors)")
+    hierarchy.add_argument("--graph-size", type=int, help="graph: nodes M drawn from --graph-data (default 800)")
+    hierarchy.add_argument("--max-edge", type=float, help="graph: longest edge in predicted steps (default 8)")
     hierarchy.add_argument("--hvf", action="store_true", help="HVF settings: max chain cost, no replanning or skips")
 
 
@@ -81,7 +86,8 @@ def run_hierarchical(args: argparse.Namespace) -> int:
     controller, decode = build_hierarchical(args.model, args.subgoals, count=args.subgoal_count, hvf=args.hvf,
                                             planner=args.planner, cost=args.cost, preset=args.preset,
                                             distance_dir=args.distance, subgoals_dir=args.subgoals_dir,
-                                            seed=args.seed, threads=args.threads, chain_cost=args.chain_cost)
+                                            seed=args.seed, threads=args.threads, chain_cost=args.chain_cost,
+                                            graph_data=args.graph_data, **graph_options(args))
     env = make(args.env, **({"max_steps": args.max_steps} if args.max_steps else {}))
     if args.subgoals == "oracle":
         controller = OracleSubgoals(controller, env, args.subgoal_count)
@@ -90,7 +96,8 @@ def run_hierarchical(args: argparse.Namespace) -> int:
     strip = lambda index: (lambda start, goal, final, state: subgoal_strip(  # noqa: E731
         start, goal, final, state, decode, out / f"strip_{index:03d}.png"))
     meta = {"env": args.env, "model": args.model, "planner": args.planner, "cost": args.cost, "preset": args.preset,
-            "subgoals": args.subgoals, "subgoal_count": args.subgoal_count, "hvf": args.hvf}
+            "subgoals": args.subgoals, "subgoal_count": args.subgoal_count, "hvf": args.hvf,
+            "graph_data": args.graph_data, **graph_options(args)}
     try:
         summary = evaluate(env, controller, args.episodes, args.seed, out, args.videos, decode,
                            progress=not args.no_progress, meta=meta, on_end=strip)
@@ -98,3 +105,11 @@ def run_hierarchical(args: argparse.Namespace) -> int:
         env.close()
     report(args.env, label, summary, out)
     return 0
+
+
+def graph_options(args: argparse.Namespace) -> dict:
+    """The replay-graph flags that were given, as build_hierarchical keywords (unset ones keep its defaults)."""
+    options = {"graph_size": args.graph_size} if args.graph_size is not None else {}
+    if args.max_edge is not None:
+        options["graph_overrides"] = {"max_edge": args.max_edge}
+    return options
