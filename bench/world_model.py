@@ -2,6 +2,8 @@
 
     MUJOCO_GL=egl python bench/world_model.py                      # the cpu preset, maze-easy and push
     MUJOCO_GL=egl python bench/world_model.py --preset debug --episodes 6 --held-out 4 --steps 20   # smoke run
+    MUJOCO_GL=egl python bench/world_model.py --trained maze-easy=runs/maze-easy,runs/maze-easy-pixel \
+        --held-out-data maze-easy=runs/data/maze-easy-heldout.hdf5      # score already trained runs
 
 Targets, at horizon 10 on held-out episodes: object position error <= 1/4 of copy-last-frame's,
 PSNR >= copy-last + 3 dB, linear probe R^2 >= 0.97. Writes bench/results/world_model.json
@@ -19,11 +21,10 @@ from pathlib import Path
 from results_io import write_results
 
 
-def bench_env(env: str, args: argparse.Namespace, work: Path) -> dict:
+def train_models(env: str, args: argparse.Namespace, work: Path) -> tuple[dict, object, dict]:
+    """Collect and train the RSSM and the pixel baseline -> (models, held-out dataset, collection/training record)."""
     from hvp.data import TrajectoryDataset
-    from hvp.models.evaluate import evaluate
     from hvp.models.fit import fit
-    from hvp.models.runtime import TorchRuntime
     from hvp.simulate import simulate
 
     started = time.perf_counter()
@@ -32,24 +33,49 @@ def bench_env(env: str, args: argparse.Namespace, work: Path) -> dict:
     env_args = {"env_name": env, "env_kwargs": {}}
     train_set = TrajectoryDataset(episodes[:args.episodes], env_args)
     held_out = TrajectoryDataset(episodes[args.episodes:], env_args)
-    collect_s = time.perf_counter() - started
+    record = {"collect_s": time.perf_counter() - started, "train_frames": train_set.frames, "training": {}}
     overrides = {"seed": args.seed, **({"steps": args.steps} if args.steps else {})}
-    timings = {}
     models = {}
     for kind in ("rssm", "pixel"):
         started = time.perf_counter()
         models[kind] = fit(train_set, work / f"{env}-{kind}", kind=kind, preset=args.preset,
                            train_overrides=overrides, threads=args.threads, progress=not args.quiet)
-        timings[kind] = json.loads((work / f"{env}-{kind}" / "train_summary.json").read_text())
-        timings[kind]["total_s"] = time.perf_counter() - started
+        record["training"][kind] = training_record(work / f"{env}-{kind}")
+        record["training"][kind]["total_s"] = time.perf_counter() - started
+    return models, held_out, record
+
+
+def load_trained(spec: str, held_out_path: str) -> tuple[dict, object, dict]:
+    """--trained RSSM_RUN,PIXEL_RUN and a held-out HDF5 -> (models, held-out dataset, their training record)."""
+    from hvp.data import load_dataset
+    from hvp.models.checkpoint import load_model
+
+    runs = dict(zip(("rssm", "pixel"), spec.split(",")))
+    models = {kind: load_model(run, "cpu")[1] for kind, run in runs.items()}
+    training = {kind: training_record(Path(run)) for kind, run in runs.items()}
+    return models, load_dataset(held_out_path), {"runs": runs, "held_out_data": held_out_path, "training": training}
+
+
+def training_record(run: Path) -> dict:
+    summary_path = run / "train_summary.json"
+    if not summary_path.is_file():
+        return {}
+    summary = json.loads(summary_path.read_text())
+    return {**{k: summary.get(k) for k in ("wall_s", "start_step", "steps", "threads", "device")},
+            "frames_per_s": summary.get("last_metrics", {}).get("frames_per_s")}
+
+
+def score(models: dict, held_out, args: argparse.Namespace) -> dict:
+    """Open-loop prediction on held-out episodes against issue 3's targets."""
+    from hvp.models.evaluate import evaluate
+    from hvp.models.runtime import TorchRuntime
+
     summary, _ = evaluate(TorchRuntime(models["rssm"], device="cpu", threads=args.threads), held_out,
-                          context=5, horizon=10, windows=args.windows, seed=args.seed, baseline=models["pixel"])
+                          context=5, horizon=10, windows=args.windows, seed=args.seed, baseline=models.get("pixel"))
     methods, last = summary["methods"], -1
     rssm_error, copy_error = methods["rssm"]["position_error_px"][last], methods["copy_last"]["position_error_px"][last]
     return {
-        "collect_s": collect_s, "train_frames": train_set.frames, "held_out_episodes": len(held_out),
-        "training": {kind: {k: t[k] for k in ("wall_s", "total_s", "steps", "threads", "device")} |
-                     {"frames_per_s": t["last_metrics"].get("frames_per_s")} for kind, t in timings.items()},
+        "held_out_episodes": len(held_out),
         "h10": {name: {"psnr": m["psnr"][last], "ssim": m["ssim"][last],
                        "position_error_px": m.get("position_error_px", [None])[last]} for name, m in methods.items()},
         "probe_r2": summary["probe"]["r2_mean"], "probe_r2_per_dim": summary["probe"]["r2_per_dim"],
@@ -74,17 +100,28 @@ def main() -> int:
     parser.add_argument("--work", default="bench/results/world_model_runs", help="where the runs are written")
     parser.add_argument("--out", default="bench/results/world_model.json")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--trained", action="append", default=[], metavar="ENV=RSSM_RUN,PIXEL_RUN",
+                        help="score already trained runs instead of collecting and training (with --held-out-data)")
+    parser.add_argument("--held-out-data", action="append", default=[], metavar="ENV=HDF5",
+                        help="held-out episodes for a --trained env")
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")  # a script, not the library: headless rendering
     from hvp.models.runtime import default_threads
 
+    trained = dict(item.split("=", 1) for item in args.trained)
+    held_out_data = dict(item.split("=", 1) for item in args.held_out_data)
+    if set(trained) != set(held_out_data):
+        raise SystemExit("--trained and --held-out-data must name the same envs")
     work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
-    if any(work.iterdir()):
-        raise SystemExit(f"--work {work} is not empty; remove it or choose another folder")
+    if not trained:
+        work.mkdir(parents=True, exist_ok=True)
+        if any(work.iterdir()):
+            raise SystemExit(f"--work {work} is not empty; remove it or choose another folder")
     results = {"threads": args.threads or default_threads(), "preset": args.preset, "envs": {}}
-    for env in args.envs:
-        results["envs"][env] = bench_env(env, args, work)
+    for env in trained or args.envs:
+        models, held_out, record = (load_trained(trained[env], held_out_data[env]) if trained
+                                    else train_models(env, args, work))
+        results["envs"][env] = {**record, **score(models, held_out, args)}
         h10 = results["envs"][env]["h10"]
         print(f"{env}: " + ", ".join(f"{name} PSNR {m['psnr']:.2f} pos {m['position_error_px']:.2f}px"
                                      for name, m in h10.items())
