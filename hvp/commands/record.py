@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _controller(args: argparse.Namespace):
     """-> (controller, model hash to present in the handshake, runtime or None)."""
-    from hvp.record import ExplorationController, ReplayController
+    from hvp.record import ReplayController
 
     if args.policy == "planner":
         if not args.model:

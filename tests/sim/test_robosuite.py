@@ -4,7 +4,6 @@ Each env is built once per module: robosuite model compilation takes seconds.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 pytest.importorskip("robosuite")
