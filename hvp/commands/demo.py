@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     for step, (label, extra) in enumerate((("hierarchical", ["--hierarchical", "--subgoals", "generated"]),
                                            ("flat", [])), start=2):
         print(f"[{step}/3] {label} planning from pixels, {args.plan_episodes} episodes (seed {args.seed})")
+        # one torch thread: small batched rollouts gain nothing from two, and lose badly on a busy machine
         hvp_cli(["plan", "--env", args.env, "--model", str(model), "--planner", "cem", "--cost", "temporal",
-                 "--episodes", str(args.plan_episodes), "--seed", str(args.seed), "--videos", "2",
+                 "--episodes", str(args.plan_episodes), "--seed", str(args.seed), "--videos", "2", "--threads", "1",
                  "--out", str(out / label), *extra])
         summaries[label] = json.loads((out / label / "summary.json").read_text())
     report = {"env": args.env, "model": str(model), "dataset": str(dataset_path), "episodes": len(dataset),
