@@ -20,7 +20,8 @@ from hvp.agent import DISTANCE_DIR, Decode, build_controller
 
 SUBGOALS_DIR = "subgoals"
 GRAPH_NODES_FILE = "graph_nodes.safetensors"
-GRAPH_SIZE = 800  # replay-graph nodes M: building costs M^2 distance pairs (~8 s) + M^3 path updates (~3 s), 1 CPU
+GRAPH_SIZE = 1500  # trajectory-graph nodes M: the M^3 shortest-path updates dominate the build (~18 s, 1 CPU)
+GRAPH_STRIDE = 3  # frames between nodes of an episode (at 10, exploration hops reach 0.96 of the 2-wide arena)
 
 
 def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, count: int = 3, hvf: bool = False,
@@ -28,26 +29,28 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
                        distance_dir: str | Path | None = None, subgoals_dir: str | Path | None = None,
                        seed: int = 0, threads: int | None = None, chain_cost: str | None = None,
                        graph_data: str | Path | None = None, graph_size: int = GRAPH_SIZE,
-                       graph_overrides: Mapping[str, Any] | None = None,
+                       graph_stride: int = GRAPH_STRIDE, shortcut_quantile: float = 0.5,
+                       join_quantile: float = 0.5,
                        overrides: Mapping[str, Any] | None = None) -> tuple[Any, Decode]:
     """-> (HierarchicalController, decode) over the world model in `run_dir`.
 
-    subgoals: generated (CVAE + subgoal search) | graph (replay graph over dataset latents) | oracle (images given
-    to reset) | none (flat MPC). graph: nodes are `graph_size` frames of the `graph_data` HDF5, or without it
-    RUN/graph_nodes.safetensors; `graph_overrides`: ReplayGraphConfig fields.
+    subgoals: generated (CVAE + subgoal search) | graph (trajectory graph over dataset episodes) | oracle (images
+    given to reset) | none (flat MPC). graph: nodes are every `graph_stride`-th frame of whole episodes of the
+    `graph_data` HDF5, up to `graph_size`, or without it RUN/graph_nodes.safetensors; shortcuts below the
+    `shortcut_quantile` of consecutive nodes' latent distances, start and goal joined below the `join_quantile`. The controller then judges "reached" with the
+    graph's calibrated latent distance (the learned one is local only below ~1 step on maze-hard).
     hvf: HVF's settings (max chain cost, no replanning, no skipping). `overrides`: HierarchicalConfig fields.
     """
     from hvp.models.subgoal import load_subgoals
     from hvp.models.temporal_distance import load_distance
     from hvp.planners.hierarchical import HierarchicalConfig, HierarchicalController
-    from hvp.planners.replay_graph import ReplayGraph, ReplayGraphConfig
+    from hvp.planners.replay_graph import ReplayGraphConfig, trajectory_graph
     from hvp.planners.subgoal_search import SubgoalSearch, SubgoalSearchConfig
 
     low, decode = build_controller(run_dir, planner, cost, preset=preset, seed=seed, device="cpu", threads=threads,
                                    distance_dir=distance_dir)
     distance = load_distance(distance_dir or Path(run_dir) / DISTANCE_DIR)
-    config = HierarchicalConfig.preset("hvf" if hvf else preset, mode=subgoals, **dict(overrides or {}))
-    search = None
+    search, reach = None, {}
     if subgoals == "generated":
         generator = load_subgoals(subgoals_dir or Path(run_dir) / SUBGOALS_DIR)
         search_config = SubgoalSearchConfig.preset(preset, subgoals=count,
@@ -57,44 +60,64 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
         if graph_data is not None:
             from hvp.data import load_dataset
 
-            nodes = graph_node_latents(low.runtime, load_dataset(graph_data), graph_size, seed)
+            nodes = trajectory_nodes(low.runtime, load_dataset(graph_data), graph_size, graph_stride)
         else:
-            nodes = load_graph_nodes(Path(run_dir) / GRAPH_NODES_FILE)
-        search = ReplayGraph(nodes, distance, ReplayGraphConfig.preset(preset, **dict(graph_overrides or {})))
+            nodes, graph_stride = load_graph_nodes(Path(run_dir) / GRAPH_NODES_FILE)
+        search = trajectory_graph(nodes["latents"], nodes["episodes"], nodes["frames"], graph_stride,
+                                  shortcut_quantile, join_quantile, ReplayGraphConfig.preset(preset))
+        # the controller's distance becomes the graph's calibrated latent one; a waypoint is reached within one
+        # typical stride of motion (filtered latents never equal encode()s exactly, so 0 would never fire)
+        distance, reach = search.distance, {"reach_steps": float(graph_stride)}
+    config = HierarchicalConfig.preset("hvf" if hvf else preset, mode=subgoals, **{**reach, **dict(overrides or {})})
     return HierarchicalController(low, distance, search, config), decode
 
 
 # -- replay-graph nodes -------------------------------------------------------------------------
-def graph_node_latents(runtime: Any, dataset: Any, count: int, seed: int = 0, chunk: int = 256) -> np.ndarray:
-    """encode() of `count` frames drawn without replacement from a TrajectoryDataset's episodes -> float32
-    [count, D] (fewer if the dataset is smaller): the goal embedding's space, so nodes compare with goals."""
-    if count < 2:
-        raise ValueError(f"count: expected at least 2 graph nodes, got {count}")
-    where = [(e, t) for e, episode in enumerate(dataset.episodes) for t in range(len(episode["image"]))]
-    picks = np.random.default_rng(seed).choice(len(where), size=min(count, len(where)), replace=False)
-    images = np.stack([dataset.episodes[where[i][0]]["image"][where[i][1]] for i in np.sort(picks)])
-    return np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)]).astype(
-        np.float32)
+def trajectory_nodes(runtime: Any, dataset: Any, count: int, stride: int, chunk: int = 256) -> dict[str, np.ndarray]:
+    """encode() of every `stride`-th frame (and each episode's last) of a TrajectoryDataset's episodes, whole
+    episodes in order until `count` nodes -> {"latents": float32 [M, D], "episodes", "frames": int32 [M]}.
+    The goal embedding's space, so nodes compare with goals; whole episodes keep their steps as edges."""
+    if count < 2 or stride < 1:
+        raise ValueError(f"count, stride: expected >= 2 graph nodes and a stride >= 1, got {count}, {stride}")
+    episodes, frames = [], []
+    for index, episode in enumerate(dataset.episodes):
+        picks = sorted({*range(0, len(episode["image"]), stride), len(episode["image"]) - 1})
+        if len(frames) + len(picks) > count:
+            break
+        episodes += [index] * len(picks)
+        frames += picks
+    if len(frames) < 2:
+        raise ValueError(f"count: {count} nodes hold no whole episode of this dataset at stride {stride}")
+    images = np.stack([dataset.episodes[e]["image"][t] for e, t in zip(episodes, frames)])
+    latents = np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)])
+    return {"latents": latents.astype(np.float32), "episodes": np.int32(episodes), "frames": np.int32(frames)}
 
 
-def save_graph_nodes(path: str | Path, latents: np.ndarray, source: str = "") -> Path:
-    """Write node latents float32 [M, D] as safetensors ("latents"); `source` (e.g. the dataset) goes in metadata."""
+def save_graph_nodes(path: str | Path, nodes: Mapping[str, np.ndarray], stride: int, source: str = "") -> Path:
+    """Write trajectory_nodes' arrays as safetensors; `stride` and `source` (e.g. the dataset) go in metadata."""
     from safetensors.numpy import save_file
 
     path = Path(path)
-    save_file({"latents": np.ascontiguousarray(latents, np.float32)}, str(path), metadata={"source": source})
+    save_file({key: np.ascontiguousarray(value) for key, value in nodes.items()}, str(path),
+              metadata={"stride": str(stride), "source": source})
     return path
 
 
-def load_graph_nodes(path: str | Path) -> np.ndarray:
-    """Node latents float32 [M, D] written by save_graph_nodes."""
+def load_graph_nodes(path: str | Path) -> tuple[dict[str, np.ndarray], int]:
+    """-> (trajectory_nodes' arrays, stride) written by save_graph_nodes."""
+    from safetensors import safe_open
     from safetensors.numpy import load_file
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"graph nodes: {path} is missing; pass --graph-data DATA.hdf5 or write it with "
-                                "hvp.hierarchy.save_graph_nodes(path, graph_node_latents(runtime, dataset, M))")
-    return load_file(str(path))["latents"]
+                                "hvp.hierarchy.save_graph_nodes(path, trajectory_nodes(runtime, dataset, M, stride))")
+    nodes = load_file(str(path))
+    if "episodes" not in nodes:
+        raise ValueError(f"graph nodes: {path} holds latents without episodes and frames (an older random-frame "
+                         "file); rewrite it with save_graph_nodes(path, trajectory_nodes(...), stride)")
+    with safe_open(str(path), "np") as handle:
+        return nodes, int(handle.metadata()["stride"])
 
 
 # -- oracle subgoals -----------------------------------------------------------------------------

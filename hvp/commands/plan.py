@@ -29,15 +29,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hierarchy.add_argument("--hierarchical", action="store_true",
                            help="subgoal chain on top of the latent MPC; writes strip_NNN.png per episode")
     hierarchy.add_argument("--subgoals", default="generated", choices=("generated", "graph", "oracle", "none"),
-                           help="generated (CVAE + search), graph (shortest path over dataset frames), "
+                           help="generated (CVAE + search), graph (shortest path over dataset episodes), "
                                 "oracle (shortest-path frames, maze only), none (flat)")
     hierarchy.add_argument("--subgoal-count", type=int, default=3, help="K subgoals: 1, 3 or 7")
     hierarchy.add_argument("--subgoals-dir", help="subgoal generator folder (default: MODEL/subgoals)")
     hierarchy.add_argument("--chain-cost", choices=("max", "sum"), help="segment reduction (default sum; --hvf max)")
     hierarchy.add_argument("--graph-data", help="graph: HDF5 whose frames are the nodes "
                                                 "(default: MODEL/graph_nodes.safetensors)")
-    hierarchy.add_argument("--graph-size", type=int, help="graph: nodes M drawn from --graph-data (default 800)")
-    hierarchy.add_argument("--max-edge", type=float, help="graph: longest edge in predicted steps (default 8)")
+    hierarchy.add_argument("--graph-size", type=int, help="graph: most nodes M from --graph-data (default 1500)")
+    hierarchy.add_argument("--graph-stride", type=int, help="graph: frames between nodes of --graph-data (default 3)")
+    hierarchy.add_argument("--shortcut-quantile", type=float,
+                           help="graph: shortcuts between nodes closer than this quantile of consecutive nodes' "
+                                "latent distances (default 0.5); use with --cost latent")
+    hierarchy.add_argument("--join-quantile", type=float,
+                           help="graph: start and goal join nodes closer than this quantile (default 0.5)")
     hierarchy.add_argument("--hvf", action="store_true", help="HVF settings: max chain cost, no replanning or skips")
 
 
@@ -109,7 +114,6 @@ def run_hierarchical(args: argparse.Namespace) -> int:
 
 def graph_options(args: argparse.Namespace) -> dict:
     """The replay-graph flags that were given, as build_hierarchical keywords (unset ones keep its defaults)."""
-    options = {"graph_size": args.graph_size} if args.graph_size is not None else {}
-    if args.max_edge is not None:
-        options["graph_overrides"] = {"max_edge": args.max_edge}
-    return options
+    given = (("graph_size", args.graph_size), ("graph_stride", args.graph_stride),
+             ("shortcut_quantile", args.shortcut_quantile), ("join_quantile", args.join_quantile))
+    return {name: value for name, value in given if value is not None}

@@ -1,5 +1,6 @@
 """Replay-graph search on points of a 2-D grid with a wall, the Euclidean distance posing as the learned one
-(it cuts straight through the wall, like a learned distance asked about far pairs; edges stay local)."""
+(it cuts straight through the wall, like a learned distance asked about far pairs; edges stay local);
+trajectory graphs on two straight 'episodes' in the plane, latents = positions."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,10 @@ import pytest
 from test_hierarchical import GOAL, START, PositionDistance, StraightLineGenerator, closed_loop, low_level
 
 from hvp.config import ConfigError
+from hvp.hierarchy import load_graph_nodes, save_graph_nodes, trajectory_nodes
 from hvp.planners.hierarchical import HierarchicalConfig, HierarchicalController
-from hvp.planners.replay_graph import ReplayGraph, ReplayGraphConfig, pairwise_steps, shortest_paths
+from hvp.planners.replay_graph import (ReplayGraph, ReplayGraphConfig, pairwise_steps, shortest_paths,
+                                       trajectory_graph)
 from hvp.planners.subgoal_search import SubgoalSearch, SubgoalSearchConfig
 
 
@@ -115,3 +118,71 @@ def test_the_controller_wants_a_graph_for_mode_graph(linear_runtime):
     with pytest.raises(TypeError, match="search: mode 'graph' needs a ReplayGraph, got SubgoalSearch"):
         HierarchicalController(low_level(linear_runtime), PositionDistance(), search, HierarchicalConfig(mode="graph"))
 
+
+
+# -- trajectory graph (SPTM) ----------------------------------------------------------------------
+def line(begin, end, count=21) -> np.ndarray:
+    """An 'episode' of `count` points float32 [count, 2] evenly from `begin` to `end` (0.1 apart for these)."""
+    return np.linspace(begin, end, count).astype(np.float32)
+
+
+def two_episodes(second_begin, second_end) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Episode 0 along y = 0 from x = -1 to 1, episode 1 between the given points; latents = positions
+    -> (latents, episodes, frames)."""
+    latents = np.concatenate([line([-1, 0], [1, 0]), line(second_begin, second_end)])
+    return latents, np.repeat([0, 1], 21), np.tile(np.arange(21), 2)
+
+
+def test_the_path_takes_the_shortcut_where_two_episodes_cross():
+    graph = trajectory_graph(*two_episodes([0.01, -1], [0.01, 1]), stride=1)
+    # consecutive nodes are 0.1 apart: 1 step each; the shortcut threshold is that median distance
+    assert graph.distance.steps_per_unit == pytest.approx(10.0) and graph.config.max_edge == pytest.approx(1.0)
+    chain = graph.search(np.float32([-1, 0]), np.float32([0.01, 1]))
+    # along episode 0 to its middle (10 frames), over the 0.01-wide crossing (0.1 steps), up episode 1 (10 frames)
+    assert chain.cost == pytest.approx(20.1, abs=1e-3)
+    np.testing.assert_allclose(chain.subgoals[[0, -1]], [[-1, 0], [0.01, 1]], atol=1e-6)
+    assert 10 in chain.nodes and 21 + 10 in chain.nodes  # the two crossing nodes
+    steps = np.linalg.norm(np.diff(chain.subgoals, axis=0), axis=-1)
+    assert steps.max() <= 0.1 + 1e-6  # every hop a real step or a same-place shortcut
+
+
+def test_episodes_are_walked_both_ways():
+    graph = trajectory_graph(*two_episodes([0.01, -1], [0.01, 1]), stride=1)
+    chain = graph.search(np.float32([1, 0]), np.float32([0.01, -1]))  # against episode 0's and 1's frame order
+    # back along episode 0 to (0.1, 0) (9 frames), over to (0.01, 0) (0.09 apart: 0.9 steps), down episode 1
+    np.testing.assert_array_equal(chain.nodes, [*range(20, 10, -1), *range(31, 20, -1)])
+    assert chain.cost == pytest.approx(9 + 0.9 + 10, abs=1e-3)
+
+
+def test_no_shortcut_across_a_gap_wider_than_the_threshold():
+    graph = trajectory_graph(*two_episodes([0, 0.15], [0, 2.15]), stride=1)  # nearest pair 0.15 > 0.1 apart
+    chain = graph.search(np.float32([-1, 0]), np.float32([0, 2.15]))
+    assert chain.subgoals.shape == (0, 2) and chain.cost == np.inf  # unconnected: flat MPC toward the goal
+    assert graph.edges == 2 * 2 * 20  # only the episodes' own steps, both ways
+
+
+def test_trajectory_graph_named_errors():
+    latents, episodes, frames = two_episodes([0.01, -1], [0.01, 1])
+    with pytest.raises(ValueError, match=r"episodes, frames: expected shape \(42,\).*got \(41,\)"):
+        trajectory_graph(latents, episodes[:-1], frames, stride=1)
+    with pytest.raises(ValueError, match="stride, shortcut_quantile, join_quantile: expected >= 1 and two in"):
+        trajectory_graph(latents, episodes, frames, stride=0)
+    with pytest.raises(ValueError, match="episodes: expected at least one episode with 2 nodes"):
+        trajectory_graph(latents, np.arange(42), frames, stride=1)
+    with pytest.raises(ValueError, match="consecutive nodes encode identically"):
+        trajectory_graph(np.zeros_like(latents), episodes, frames, stride=1)
+
+
+def test_trajectory_nodes_round_trip_through_the_checkpoint_file(tmp_path):
+    class PositionEncoder:
+        def encode(self, images):
+            return images[:, 0, 0, :2].astype(np.float32)
+
+    class Dataset:
+        episodes = [{"image": np.arange(7 * 2, dtype=np.uint8).reshape(7, 1, 1, 2)} for _ in range(3)]
+
+    nodes = trajectory_nodes(PositionEncoder(), Dataset(), count=10, stride=3)
+    np.testing.assert_array_equal(nodes["frames"], [0, 3, 6, 0, 3, 6, 0, 3, 6])  # whole episodes only, <= 10
+    np.testing.assert_array_equal(nodes["episodes"], np.repeat([0, 1, 2], 3))
+    loaded, stride = load_graph_nodes(save_graph_nodes(tmp_path / "nodes.safetensors", nodes, 3, "toy"))
+    assert stride == 3 and all(np.array_equal(loaded[key], nodes[key]) for key in nodes)
