@@ -65,9 +65,9 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
             nodes, graph_stride = load_graph_nodes(Path(run_dir) / GRAPH_NODES_FILE)
         search = trajectory_graph(nodes["latents"], nodes["episodes"], nodes["frames"], graph_stride,
                                   shortcut_quantile, join_quantile, ReplayGraphConfig.preset(preset))
-        # the controller's distance becomes the graph's calibrated latent one; a waypoint is reached within one
-        # typical stride of motion (filtered latents never equal encode()s exactly, so 0 would never fire)
-        distance, reach = search.distance, {"reach_steps": float(graph_stride)}
+        # the controller's distance becomes the graph's calibrated latent one, comparing encode()s with the nodes'
+        # encode()s; a waypoint is reached within one typical stride of motion
+        distance, reach = search.distance, {"reach_steps": float(graph_stride), "encoded_position": True}
     config = HierarchicalConfig.preset("hvf" if hvf else preset, mode=subgoals, **{**reach, **dict(overrides or {})})
     return HierarchicalController(low, distance, search, config), decode
 

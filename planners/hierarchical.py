@@ -1,7 +1,8 @@
 """Hierarchical controller: a chain of subgoal latents on top of latent MPC (hvp.contracts.Controller).
 
 Each act():
-1. filter the image (a look-ahead copy of what the low level's act() does) -> the current latent;
+1. filter the image (a look-ahead copy of what the low level's act() does) -> the current latent
+   (encoded_position: encode() the image instead, the space of graph nodes and goals);
 2. at the first step, plan the chain: generated (SubgoalSearch from the current latent to the
    goal), graph (ReplayGraph: a shortest path through dataset latents, planners/replay_graph.py),
    oracle (latents of given images) or none (flat MPC: the target is the goal);
@@ -48,6 +49,9 @@ class HierarchicalConfig(Config):
     stall_steps: int = 12  # steps without progress that count as stalled
     min_progress: float = 1.0  # predicted steps the distance to the target must drop to count as progress
     max_replans: int = 6  # per episode
+    # compare encode(image) instead of the filtered latent with the chain and the rules above: node latents are
+    # encode()s, and on maze-hard the filtered latent of a frame sits ~10 graph steps from its own encode()
+    encoded_position: bool = False
 
     def validate(self) -> None:
         require(self.mode in SUBGOAL_MODES, "HierarchicalConfig.mode must be one of {} (got {!r})", SUBGOAL_MODES,
@@ -138,9 +142,12 @@ class HierarchicalController:
             raise KeyError(f"obs: expected an 'image' entry, got keys {sorted(obs)}")
         low = state["low"]
         image = check_array('obs["image"]', obs["image"], tuple(self.runtime.image_shape), np.uint8)
-        # look ahead at the belief the low level will hold after filtering this image (deterministic runtime)
-        belief = self.runtime.observe(low["belief"], image[None], low["last_action"][None])
-        latent = self.runtime.latent(belief)[0].astype(np.float32)
+        if self.config.encoded_position:
+            latent = self.runtime.encode(image[None])[0].astype(np.float32)
+        else:
+            # look ahead at the belief the low level will hold after filtering this image (deterministic runtime)
+            belief = self.runtime.observe(low["belief"], image[None], low["last_action"][None])
+            latent = self.runtime.latent(belief)[0].astype(np.float32)
         if not state["planned"]:
             state = self.plan_chain(state, latent)
         index, steps = self.next_index(state, latent)

@@ -99,14 +99,16 @@ def test_named_errors():
         ReplayGraphConfig(max_edge=0)
 
 
-def test_graph_subgoals_lead_the_controller_around_the_wall(linear_runtime):
+@pytest.mark.parametrize("encoded_position", [False, True])  # the toy's encode() and filtered latent agree
+def test_graph_subgoals_lead_the_controller_around_the_wall(linear_runtime, encoded_position):
     # nodes: a grid over the toy system's positions without the wall x = 0, y < 0.5 (PositionDistance's)
     ticks = np.arange(-1.0, 1.01, 0.25)
     points = [(x, y) for x in ticks for y in ticks if not (abs(x) < 1e-6 and y < 0.5)]
     nodes = np.array([[x, y, 0, 0] for x, y in points], np.float32)
     graph = ReplayGraph(nodes, PositionDistance(), ReplayGraphConfig(max_edge=3.6))  # 0.25 grid: 2.5 / 3.5 steps
     controller = HierarchicalController(low_level(linear_runtime), PositionDistance(wall_top=0.5), graph,
-                                        HierarchicalConfig(mode="graph", reach_steps=1.0))
+                                        HierarchicalConfig(mode="graph", reach_steps=1.0,
+                                                           encoded_position=encoded_position))
     visited, states = closed_loop(controller, START, GOAL, 60)
     assert states[0]["subgoals"][:, 1].max() >= 0.5  # the chain goes over the wall
     assert visited[:, 1].max() >= 0.4  # and the ball follows it instead of the straight line
