@@ -38,6 +38,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=12000,
                         help="frames per native task at hvp's settings (enough to amortize worker start-up)")
     parser.add_argument("--quick", action="store_true", help="a quarter of the frames, skip the adapters")
+    parser.add_argument("--native-only", action="store_true", help="skip the robosuite and pybullet adapters")
     parser.add_argument("--out", default="bench/results/collect.json")
     args = parser.parse_args()
     os.environ.setdefault("LP_NUM_THREADS", "1")  # as the hvp CLI does: one software-GL thread per worker process
@@ -55,7 +56,7 @@ def main() -> int:
                      "target_fps": target, "met": ours >= target})
         print(f"{env:<22} default {naive:8.1f}  hvp {ours:8.1f} frames/s  x{ours / naive:5.1f}  "
               f"target {target} {'met' if ours >= target else 'MISSED'}", flush=True)
-    for env in [] if args.quick else ADAPTERS:
+    for env in [] if args.quick or args.native_only else ADAPTERS:
         try:
             fast = frames_per_second(env, args.workers, args.workers, fast_render=True if "robosuite" in env else None)
             naive = frames_per_second(env, args.workers, args.workers, fast_render=False) if "robosuite" in env else None
