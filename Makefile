@@ -25,7 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/python bench/collect.py
 
-# The shipped checkpoints/ were made by this target on one lent GPU (5 runs side by side, ~8 min);
+# The shipped checkpoints/ were made by this target on one H100 GPU (5 runs side by side, ~8 min);
 # on the 2-core CPU each training takes a few hours. Device is chosen automatically.
 MODEL_TASKS := maze-easy maze-hard push
 EPISODES_maze-easy := 400
