@@ -43,7 +43,9 @@ class TorchRuntime:
     def __init__(self, model: RSSM, device: str | torch.device | None = None, threads: int | None = None) -> None:
         if not isinstance(model, RSSM):
             raise TypeError(f"model: expected an RSSM, got {type(model).__name__}")
-        self.threads = threads or default_threads()
+        # one thread by default: the planner's batched rollouts are small, and two threads measured 2.7x slower per
+        # plan step even on an idle 2-core machine (bench/results/runtime.json); pass threads to override
+        self.threads = threads or 1
         torch.set_num_threads(self.threads)  # process-wide in torch: the runtime owns the compute threads
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()

@@ -39,10 +39,11 @@ class OnnxRuntime:
     """hvp.contracts.ModelRuntime over an `hvp export` folder; never mutates a state it is given.
 
     `model_hash` identifies the exported folder (for the bridge handshake); `threads` is
-    onnxruntime's intra-op thread count per session (default: the cores this process may use).
+    onnxruntime's intra-op thread count per session (default 1: two measured 2.7x slower per plan step
+    on a 2-core machine, bench/results/runtime.json).
     """
 
-    def __init__(self, model_dir: str | os.PathLike, threads: int | None = None,
+    def __init__(self, model_dir: str | os.PathLike, threads: int | None = 1,
                  providers: Sequence[str] = ("CPUExecutionProvider",), warmup: bool = True) -> None:
         model = open_model(model_dir, "rssm", GRAPH_NAMES, threads, providers)
         self._sessions = model.sessions

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--planner", default="cem", help="optimizer: random, cem, icem, mppi, cmaes")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")
-    parser.add_argument("--threads", type=int, help="onnxruntime threads (default: the cores this process may use)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1: fastest for planning, bench/results/runtime.json)")
     parser.add_argument("--hierarchical", action="store_true", help="subgoal-hierarchical controller (not yet available)")
     parser.add_argument("--keys", help="CurveZMQ key folder from `hvp keys` (planner.key_secret, robot.key)")
     parser.add_argument("--insecure-plaintext", action="store_true", help="allow plaintext to a non-loopback robot")

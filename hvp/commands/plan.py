@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--videos", type=int, default=3, help="episodes written as MP4 (reality | imagined | goal)")
     parser.add_argument("--out", help="output folder (default: MODEL/plan_PLANNER_COST)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, ...")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: this machine's cores)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default 1: fastest for planning, bench/results/runtime.json)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     hierarchy = parser.add_argument_group("hierarchical planning (needs MODEL/distance; generated: MODEL/subgoals)")
     hierarchy.add_argument("--hierarchical", action="store_true",
