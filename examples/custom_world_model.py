@@ -1,13 +1,12 @@
-"""Bring your own world model: a tiny MLP latent model, trained here on hvp-collected maze-easy data, registered
-in hvp.extension.MODELS (its contract probed) and planned on with hvp's latent MPC and evaluation.
-
-    python examples/custom_world_model.py [--debug]
+"""Bring your own world model: a tiny MLP latent model trained on hvp-collected maze-easy data, registered in
+hvp.extension.MODELS (its contract probed) and planned on with hvp's latent MPC: `python examples/custom_world_model.py`
 """
 import argparse
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 import hvp.playground as wm
 from hvp.agent import evaluate
@@ -19,13 +18,12 @@ POOL = 4  # the model sees 64x64 frames average-pooled to 16x16
 
 
 def pooled(images: np.ndarray) -> torch.Tensor:  # uint8 [..., 64, 64, 3] -> float [..., 768] in [0, 1]
-    x = torch.from_numpy(np.ascontiguousarray(images)).float() / 255
-    h, w = x.shape[-3] // POOL, x.shape[-2] // POOL
-    return x.reshape(*x.shape[:-3], h, POOL, w, POOL, 3).mean((-4, -2)).flatten(-3)
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div(255).movedim(-1, -3).flatten(0, -4)
+    return F.avg_pool2d(x, POOL).movedim(-3, -1).reshape(*images.shape[:-3], -1)
 
 
 class TinyRuntime:
-    """hvp.contracts.ModelRuntime: encoder pixels -> z, dynamics z + f(z, a), decoder z -> pixels; state {"z"}."""
+    """hvp.contracts.ModelRuntime: encoder pixels -> z, dynamics z' = z + f(z, a), decoder z -> pixels; state {"z"}."""
 
     image_shape, action_dim, latent_dim = (64, 64, 3), 2, 16
 
@@ -35,18 +33,18 @@ class TinyRuntime:
         self.decoder = nn.Sequential(mlp(self.latent_dim, 16 * 16 * 3), nn.Sigmoid())
         self.parameters = [p for m in (self.encoder, self.dynamics, self.decoder) for p in m.parameters()]
 
-    def step(self, z: torch.Tensor, action: torch.Tensor) -> torch.Tensor:  # residual: z' = z + f(z, a)
+    def step(self, z, action):
         return z + self.dynamics(torch.cat([z, action], -1))
 
-    def initial_state(self, batch):  # before any frame: z = 0
+    def initial_state(self, batch):
         return {"z": np.zeros((batch, self.latent_dim), np.float32)}
 
+    @torch.no_grad()
     def encode(self, images):
-        with torch.no_grad():
-            return self.encoder(pooled(images)).numpy()
+        return self.encoder(pooled(images)).numpy()
 
-    def observe(self, state, images, actions):
-        return {"z": self.encode(images)}  # the camera sees the whole maze: no memory needed
+    def observe(self, state, images, actions):  # the camera sees the whole maze: no memory needed
+        return {"z": self.encode(images)}
 
     def latent(self, state):
         return state["z"]
@@ -75,9 +73,7 @@ def train(model: TinyRuntime, data: TrajectoryDataset, steps: int, length: int =
         for t in range(length - 1):
             imagined = model.step(imagined, actions[:, t])
             loss = loss + ((imagined - z[:, t + 1].detach()) ** 2).mean() / (length - 1)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        optimizer.zero_grad(), loss.backward(), optimizer.step()
     return loss.item()
 
 
@@ -91,10 +87,9 @@ if __name__ == "__main__":
     model = TinyRuntime()
     print(f"trained {steps} steps, final loss {train(model, TrajectoryDataset(collected, {}), steps):.4f}")
     register_model("tiny-mlp", lambda: model)  # a factory: it could as well load saved weights
-    runtime = make_model("tiny-mlp")  # probes every contract method once: mistakes surface here
-    controller = wm.mpc_controller(runtime, "cem", "latent", preset="debug" if args.debug else "cpu")
-    env = make("maze-easy", max_steps=max_steps)
-    summary = evaluate(env, controller, episodes=evals, seed=100, progress=False)
-    env.close()
+    # make_model probes every contract method once: mistakes surface here, not mid-episode
+    controller = wm.mpc_controller(make_model("tiny-mlp"), "cem", "latent", preset="debug" if args.debug else "cpu")
+    with make("maze-easy", max_steps=max_steps) as env:
+        summary = evaluate(env, controller, episodes=evals, seed=100, progress=False)
     print(f"tiny-mlp + CEM on maze-easy: success {summary['successes']}/{summary['episodes']}, "
           f"act() {summary['step_ms_median']:.1f} ms median")
