@@ -7,7 +7,8 @@
     NAME/onnx/<graph>.onnx      one graph per step function, batch axis dynamic; metadata_props repeat
                                 format_version, kind, graph, config (JSON) and schema_hash of its model
 
-Kinds: "rssm" (the world model, always) and "temporal_distance" (when the run has one).
+Kinds: "rssm" (the world model, always), "temporal_distance" and "subgoal_cvae" (the subgoal
+generator's midpoint graph), each when the run has one.
 schema_hash, per model: sha256 of its config and its graphs' inputs and outputs (names,
 onnxruntime type strings, shapes with "batch" for the dynamic axis), so a graph from another
 export or another model size is refused. model_hash: sha256 over every graph file's sha256,

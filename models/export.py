@@ -1,8 +1,8 @@
 """torch -> ONNX: step graphs with explicit state in and out, batch axis dynamic, checked on export.
 
 The exporter is generic: a GraphSpec is "a module + example inputs + names". A model kind
-contributes a function that lists its graphs (rssm_graphs, distance_graphs); a subgoal
-generator adds one such function and an ExportModel in export_run, nothing else.
+contributes a function that lists its graphs (rssm_graphs, distance_graphs, subgoal_graphs)
+and an ExportModel in export_run, nothing else.
 
     manifest = export_run("runs/maze-easy", "runs/maze-easy/onnx")      # folder layout: hvp.onnx_format
 
@@ -25,7 +25,8 @@ from torch import nn
 from hvp.models.checkpoint import CheckpointError, load_model
 from hvp.models.networks import to_float_images, to_uint8_images
 from hvp.models.rssm import RSSM
-from hvp.models.temporal_distance import TemporalDistanceNet, load_distance
+from hvp.models.subgoal import KIND as SUBGOAL_KIND, SUBGOALS_DIR, SubgoalCVAE, load_subgoals
+from hvp.models.temporal_distance import KIND as DISTANCE_KIND, TemporalDistanceNet, load_distance
 from hvp.onnx_format import (BATCH_AXIS, FORMAT_VERSION, MANIFEST_FILE, META_CONFIG, META_FORMAT_VERSION, META_GRAPH,
                              META_KIND, META_SCHEMA_HASH, file_sha256, model_hash, schema_hash, session_io)
 
@@ -105,6 +106,17 @@ def distance_graphs(net: TemporalDistanceNet) -> list[GraphSpec]:
     steps = StepFunction(net, lambda latents_a, latents_b: torch.expm1(net(latents_a, latents_b)))  # as TorchDistance
     return [GraphSpec("temporal_distance", steps, (a, b), ("latents_a", "latents_b"), ("steps",))]
 
+
+def subgoal_graphs(net: SubgoalCVAE) -> list[GraphSpec]:
+    """subgoal_midpoint: start, goal float32 [B, D], codes float32 [B, C] -> midpoint float32 [B, D]
+    (SubgoalCVAE.decode_midpoint; the recursive tree runs in numpy, hvp.subgoal_tree)."""
+    generator = torch.Generator().manual_seed(0)
+    # inputs on the latents' scale, so the check exercises the normalization as well as the network
+    start, goal = (torch.randn(EXAMPLE_BATCH, net.config.latent_dim, generator=generator) * net.latent_std
+                   + net.latent_mean for _ in range(2))
+    codes = torch.randn(EXAMPLE_BATCH, net.config.code_dim, generator=generator)
+    return [GraphSpec("subgoal_midpoint", StepFunction(net, net.decode_midpoint), (start, goal, codes),
+                      ("start", "goal", "codes"), ("midpoint",))]
 
 
 @dataclass(frozen=True)
@@ -205,21 +217,27 @@ def export_models(models: Sequence[ExportModel], out_dir: str | os.PathLike, thr
 
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, distance_dir: str | os.PathLike | None = None,
-               threads: int = 1) -> dict[str, Any]:
-    """Export the world model of run_dir (hvp train) and its temporal-distance model, if any, into out_dir.
+               threads: int = 1, subgoals_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Export the world model of run_dir (hvp train), its temporal-distance model and its subgoal generator, each
+    if any, into out_dir.
 
     The distance model is read from `distance_dir`, else from RUN/distance when that holds one
-    (hvp train-distance). -> the manifest.
+    (hvp train-distance); the subgoal generator from `subgoals_dir`, else RUN/subgoals (hvp train-subgoals).
+    -> the manifest.
     """
     kind, world_model, run_config = load_model(run_dir)
     if kind != "rssm":
         raise CheckpointError(f"run_dir: {os.fspath(run_dir)!r} holds a {kind!r} model; export needs an 'rssm' run")
     models = [ExportModel("rssm", run_config["model"], rssm_graphs(world_model))]
-    default_distance = Path(run_dir) / "distance"
-    if distance_dir is not None or (default_distance / "config.json").is_file():
-        net = load_distance(distance_dir or default_distance).net
+    for name, given, default, load, model_kind, graphs in (
+            ("distance_dir", distance_dir, "distance", load_distance, DISTANCE_KIND, distance_graphs),
+            ("subgoals_dir", subgoals_dir, SUBGOALS_DIR, load_subgoals, SUBGOAL_KIND, subgoal_graphs)):
+        folder = Path(given) if given is not None else Path(run_dir) / default
+        if given is None and not (folder / "config.json").is_file():
+            continue
+        net = load(folder).net
         if net.config.latent_dim != world_model.config.latent_dim:
-            raise CheckpointError(f"distance_dir: its latent_dim {net.config.latent_dim} differs from the world "
-                                  f"model's {world_model.config.latent_dim}; it was trained on another run")
-        models.append(ExportModel("temporal_distance", net.config.to_dict(), distance_graphs(net)))
+            raise CheckpointError(f"{name}: the latent_dim {net.config.latent_dim} of {os.fspath(folder)!r} differs "
+                                  f"from the world model's {world_model.config.latent_dim}; it was trained on another run")
+        models.append(ExportModel(model_kind, net.config.to_dict(), graphs(net)))
     return export_models(models, out_dir, threads=threads)

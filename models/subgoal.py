@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from hvp.config import Config, require
-from hvp.contracts import check_array
 from hvp.models.checkpoint import load_small_model, save_small_model
 from hvp.models.fit_distance import EpisodeLatents, init_latent_model, train_steps
+from hvp.subgoal_tree import recursive_midpoints
 
 FORMAT_VERSION = 1
 KIND = "subgoal_cvae"
@@ -134,27 +134,6 @@ class SubgoalCVAE(nn.Module):
         return reconstruction + kl_weight * kl, {"reconstruction": reconstruction.item(), "kl": kl.item()}
 
 
-def tree_order(count: int) -> list[tuple[int, int, int]]:
-    """Midpoint tree over K = count slots in time order -> [(slot, left, right)] parents first.
-
-    Slots are 0..K-1; left = -1 means the start, right = K means the goal. Each slot is the
-    midpoint of its two neighbours in the tree (GCP), so K must be 2**L - 1 (1, 3, 7, 15).
-    """
-    if count < 1 or count & (count + 1):
-        raise ValueError(f"subgoals: expected K = 2**L - 1 (1, 3, 7, 15, ...), got {count}")
-    order, frontier = [], [(-1, count)]
-    while frontier:
-        next_frontier = []
-        for left, right in frontier:
-            if right - left < 2:
-                continue
-            slot = (left + right) // 2
-            order.append((slot, left, right))
-            next_frontier += [(left, slot), (slot, right)]
-        frontier = next_frontier
-    return order
-
-
 class TorchSubgoalGenerator:
     """hvp.contracts.SubgoalGenerator over a SubgoalCVAE: numpy in and out, recursive midpoints."""
 
@@ -167,28 +146,15 @@ class TorchSubgoalGenerator:
         self.latent_dim = net.config.latent_dim
 
     @torch.no_grad()
+    def midpoint(self, start: np.ndarray, goal: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """start, goal float32 [B, D], codes float32 [B, C] -> midpoint latents float32 [B, D]: one network call."""
+        as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array)).to(self.device)  # noqa: E731
+        return self.net.decode_midpoint(as_tensor(start), as_tensor(goal), as_tensor(codes)).cpu().numpy()
+
     def propose(self, start: np.ndarray, goal: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """start, goal float32 [D]; codes float32 [N, K, C] (K = 1, 3, 7, ...) -> subgoal latents float32 [N, K, D]
-        in time order; level by level, each level one batched network call."""
-        check_array("start", start, (self.latent_dim,), np.float32)
-        check_array("goal", goal, (self.latent_dim,), np.float32)
-        check_array("codes", codes, (None, None, self.code_dim), np.float32)
-        population, count = codes.shape[:2]
-        order = tree_order(count)
-        as_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array)).to(self.device)  # noqa: E731
-        slots: dict[int, torch.Tensor] = {-1: as_tensor(start)[None].expand(population, -1),
-                                          count: as_tensor(goal)[None].expand(population, -1)}
-        code_tensor = as_tensor(codes)
-        level_start = 0
-        while level_start < len(order):  # one level of the tree: the parents of all its nodes are known
-            level = [entry for entry in order[level_start:] if entry[1] in slots and entry[2] in slots]
-            midpoints = self.net.decode_midpoint(torch.cat([slots[left] for _, left, _ in level]),
-                                                 torch.cat([slots[right] for _, _, right in level]),
-                                                 torch.cat([code_tensor[:, slot] for slot, _, _ in level]))
-            for index, (slot, _, _) in enumerate(level):
-                slots[slot] = midpoints[index * population:(index + 1) * population]
-            level_start += len(level)
-        return torch.stack([slots[k] for k in range(count)], 1).cpu().numpy().astype(np.float32)
+        in time order (hvp.subgoal_tree: level by level, each level one batched network call)."""
+        return recursive_midpoints(self.midpoint, start, goal, codes, self.latent_dim, self.code_dim)
 
 
 # -- training ------------------------------------------------------------------------------------

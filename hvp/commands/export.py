@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "export a trained RSSM run (and its temporal-distance model) to ONNX step graphs with a manifest"
+HELP = ("export a trained RSSM run (and its temporal-distance model and subgoal generator) to ONNX step graphs with "
+        "a manifest")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory of an rssm model (hvp train --model rssm)")
     parser.add_argument("--out", help="output folder (default: RUN/onnx)")
     parser.add_argument("--distance", help="temporal-distance model folder to export too (default: RUN/distance if present)")
+    parser.add_argument("--subgoals", help="subgoal generator folder to export too (default: RUN/subgoals if present)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads of the post-export check")
 
 
@@ -21,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out or Path(args.run) / "onnx")
     try:
-        manifest = export_run(args.run, out, distance_dir=args.distance, threads=args.threads)
+        manifest = export_run(args.run, out, distance_dir=args.distance, threads=args.threads,
+                              subgoals_dir=args.subgoals)
     except (CheckpointError, ExportError) as err:
         raise SystemExit(f"hvp export: {err}") from None
     for kind, model in manifest["models"].items():

@@ -9,7 +9,8 @@ import torch
 from hvp.contracts import SubgoalGenerator
 from hvp.models.checkpoint import CheckpointError
 from hvp.models.subgoal import (SubgoalConfig, SubgoalCVAE, SubgoalTrainConfig, TorchSubgoalGenerator, fit_subgoals,
-                                load_subgoals, midpoint_error, sample_triples, save_subgoals, tree_order)
+                                load_subgoals, midpoint_error, sample_triples, save_subgoals)
+from hvp.subgoal_tree import tree_order
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""OnnxRuntime and OnnxDistance against their torch twins on random-weight debug models: parity,
-contract errors, folder integrity, and a torch-free LatentMPC step in a fresh interpreter."""
+"""OnnxRuntime, OnnxDistance and OnnxSubgoalGenerator against their torch twins on random-weight debug models:
+parity, contract errors, folder integrity, and a torch-free LatentMPC step in a fresh interpreter."""
 from __future__ import annotations
 
 import json
@@ -15,6 +15,7 @@ from hvp.onnx_format import MANIFEST_FILE
 from hvp.real.onnx_distance import OnnxDistance
 from hvp.real.onnx_folder import ModelFolderError
 from hvp.real.onnx_runtime import OnnxRuntime
+from hvp.real.onnx_subgoals import OnnxSubgoalGenerator
 
 TOLERANCE = 1e-4
 BATCHES = (1, 5)
@@ -22,13 +23,15 @@ BATCHES = (1, 5)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(run dir, onnx dir) of a debug RSSM and temporal-distance model with random weights, exported once."""
+    """(run dir, onnx dir) of a debug RSSM, temporal-distance model and subgoal CVAE with random weights, exported
+    once."""
     import torch
 
     from hvp.models.checkpoint import save_model
     from hvp.models.config import RSSMConfig, TrainConfig
     from hvp.models.export import export_run
     from hvp.models.rssm import RSSM
+    from hvp.models.subgoal import SubgoalConfig, SubgoalCVAE, save_subgoals
     from hvp.models.temporal_distance import TemporalDistanceConfig, TemporalDistanceNet, save_distance
 
     torch.manual_seed(0)
@@ -38,7 +41,10 @@ def exported(tmp_path_factory):
     distance = TemporalDistanceNet(TemporalDistanceConfig.preset("debug", latent_dim=world_model.config.latent_dim))
     distance.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
     save_distance(run / "distance", distance)
-    export_run(run, run / "onnx")  # finds RUN/distance by itself
+    subgoals = SubgoalCVAE(SubgoalConfig.preset("debug", latent_dim=world_model.config.latent_dim))
+    subgoals.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
+    save_subgoals(run / "subgoals", subgoals)
+    export_run(run, run / "onnx")  # finds RUN/distance and RUN/subgoals by itself
     return run, run / "onnx"
 
 
@@ -70,7 +76,8 @@ def test_export_wrote_a_manifest_with_hashes_and_exporter_checks(exported):
     # self-contained graph files (no external-data side files), each listed with its hash
     assert sorted(p.name for p in exported[1].iterdir()) == sorted([MANIFEST_FILE, *(g["file"] for g in graphs.values())])
     assert {kind: sorted(model["graphs"]) for kind, model in models.items()} == {
-        "rssm": ["decoder", "encoder", "imagine_step", "observe_step"], "temporal_distance": ["temporal_distance"]}
+        "rssm": ["decoder", "encoder", "imagine_step", "observe_step"], "temporal_distance": ["temporal_distance"],
+        "subgoal_cvae": ["subgoal_midpoint"]}
     assert models["rssm"]["config"]["deter_dim"] == 16 and len(models["rssm"]["schema_hash"]) == 64
     # the exporter's own check on its example inputs
     assert all(g["max_abs_difference"] <= (1 if name == "decoder" else TOLERANCE) for name, g in graphs.items())
@@ -170,16 +177,30 @@ def test_export_refuses_a_graph_that_does_not_reproduce_its_module(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def distances(exported):
+def twins(exported):
+    """{"distance" | "subgoals": (torch model, onnxruntime model)} of the run and its export."""
+    from hvp.models.subgoal import load_subgoals
     from hvp.models.temporal_distance import load_distance
 
     run, onnx_dir = exported
-    return load_distance(run / "distance"), OnnxDistance(onnx_dir, threads=1)
+    return {"distance": (load_distance(run / "distance"), OnnxDistance(onnx_dir, threads=1)),
+            "subgoals": (load_subgoals(run / "subgoals"), OnnxSubgoalGenerator(onnx_dir, threads=1))}
+
+
+def same_error(models, call) -> str:
+    """The message of the ValueError that `call(model)` raises, asserted equal for the torch and onnxruntime model."""
+    errors = []
+    for model in models:
+        with pytest.raises(ValueError) as caught:
+            call(model)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    return errors[0]
 
 
 @pytest.mark.parametrize("count, targets", [(1, 1), (6, 1), (6, 6)])
-def test_temporal_distance_matches_torch(distances, count, targets):
-    torch_distance, onnx_distance = distances
+def test_temporal_distance_matches_torch(twins, count, targets):
+    torch_distance, onnx_distance = twins["distance"]
     rng = np.random.default_rng(count + targets)
     a = rng.normal(0.5, 2.0, (count, 20)).astype(np.float32)
     b = rng.normal(0.5, 2.0, (targets, 20)).astype(np.float32)
@@ -191,13 +212,26 @@ def test_temporal_distance_matches_torch(distances, count, targets):
 
 
 @pytest.mark.parametrize("a_shape, b_shape", [((3, 19), (1, 20)), ((3, 20), (2, 20)), ((20,), (1, 20))])
-def test_temporal_distance_bad_inputs_raise_the_same_errors_as_torch(distances, a_shape, b_shape):
-    errors = []
-    for distance in distances:
-        with pytest.raises(ValueError) as caught:
-            distance.steps(np.zeros(a_shape, np.float32), np.zeros(b_shape, np.float32))
-        errors.append(str(caught.value))
-    assert errors[0] == errors[1]
+def test_temporal_distance_bad_inputs_raise_the_same_errors_as_torch(twins, a_shape, b_shape):
+    same_error(twins["distance"], lambda model: model.steps(np.zeros(a_shape, np.float32), np.zeros(b_shape, np.float32)))
+
+
+@pytest.mark.parametrize("count, subgoals", [(1, 1), (1, 7), (64, 3)])
+def test_subgoal_generator_matches_torch(twins, count, subgoals):
+    torch_generator, onnx_generator = twins["subgoals"]
+    rng = np.random.default_rng(count + subgoals)
+    start, goal = rng.normal(0.5, 2.0, (2, 20)).astype(np.float32)
+    codes = rng.standard_normal((count, subgoals, onnx_generator.code_dim)).astype(np.float32)
+    expected, got = torch_generator.propose(start, goal, codes), onnx_generator.propose(start, goal, codes)
+    assert_close(expected, got)
+    assert got.shape == (count, subgoals, 20) and np.ptp(got) > 0.01  # not a comparison of constants
+
+
+@pytest.mark.parametrize("codes_shape, message", [((2, 3, 5), "codes: expected shape"), ((2, 2, 8), "subgoals: expected K")])
+def test_subgoal_generator_bad_inputs_raise_the_same_errors_as_torch(twins, codes_shape, message):
+    zero = np.zeros(20, np.float32)
+    error = same_error(twins["subgoals"], lambda model: model.propose(zero, zero, np.zeros(codes_shape, np.float32)))
+    assert error.startswith(message)
 
 
 def test_changed_or_foreign_graph_files_are_refused(exported, tmp_path):
