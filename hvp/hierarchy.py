@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import heapq
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import gymnasium as gym
 import numpy as np
 
-from hvp.agent import DISTANCE_DIR, Decode, build_controller
+if TYPE_CHECKING:  # hierarchical_controller runs on a robot computer: no gymnasium, no torch at import
+    import gymnasium as gym
+
+    from hvp.agent import Decode
+    from hvp.contracts import Distance, SubgoalGenerator
+    from hvp.planners.hierarchical import HierarchicalController
+    from hvp.planners.mpc import LatentMPC
 
 SUBGOALS_DIR = "subgoals"
 GRAPH_NODES_FILE = "graph_nodes.safetensors"
@@ -32,30 +37,22 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
                        graph_stride: int = GRAPH_STRIDE, shortcut_quantile: float = 0.5,
                        join_quantile: float = 0.5,
                        overrides: Mapping[str, Any] | None = None) -> tuple[Any, Decode]:
-    """-> (HierarchicalController, decode) over the world model in `run_dir`.
+    """-> (HierarchicalController, decode) over the world model in `run_dir` (torch; the robot's twin: hvp deploy).
 
-    subgoals: generated (CVAE + subgoal search) | graph (trajectory graph over dataset episodes) | oracle (images
-    given to reset) | none (flat MPC). graph: nodes are every `graph_stride`-th frame of whole episodes of the
-    `graph_data` HDF5, up to `graph_size`, or without it RUN/graph_nodes.safetensors; shortcuts below the
-    `shortcut_quantile` of consecutive nodes' latent distances, start and goal joined below the `join_quantile`. The controller then judges "reached" with the
-    graph's calibrated latent distance (the learned one is local only below ~1 step on maze-hard).
-    hvf: HVF's settings (max chain cost, no replanning, no skipping). `overrides`: HierarchicalConfig fields.
+    subgoals: generated (CVAE in `subgoals_dir`, default RUN/subgoals) | graph (nodes are every `graph_stride`-th
+    frame of whole episodes of the `graph_data` HDF5, up to `graph_size`, or without it RUN/graph_nodes.safetensors)
+    | oracle (images given to reset) | none (flat MPC). The rest: hierarchical_controller.
     """
+    from hvp.agent import DISTANCE_DIR, build_controller
     from hvp.models.subgoal import load_subgoals
     from hvp.models.temporal_distance import load_distance
-    from hvp.planners.hierarchical import HierarchicalConfig, HierarchicalController
-    from hvp.planners.replay_graph import ReplayGraphConfig, trajectory_graph
-    from hvp.planners.subgoal_search import SubgoalSearch, SubgoalSearchConfig
 
     low, decode = build_controller(run_dir, planner, cost, preset=preset, seed=seed, device="cpu", threads=threads,
                                    distance_dir=distance_dir)
     distance = load_distance(distance_dir or Path(run_dir) / DISTANCE_DIR)
-    search, reach = None, {}
+    generator, nodes = None, None
     if subgoals == "generated":
         generator = load_subgoals(subgoals_dir or Path(run_dir) / SUBGOALS_DIR)
-        search_config = SubgoalSearchConfig.preset(preset, subgoals=count,
-                                                   chain_cost=chain_cost or ("max" if hvf else "sum"))
-        search = SubgoalSearch(generator, distance, search_config)
     elif subgoals == "graph":
         if graph_data is not None:
             from hvp.data import load_dataset
@@ -63,13 +60,54 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
             nodes = trajectory_nodes(low.runtime, load_dataset(graph_data), graph_size, graph_stride)
         else:
             nodes, graph_stride = load_graph_nodes(Path(run_dir) / GRAPH_NODES_FILE)
-        search = trajectory_graph(nodes["latents"], nodes["episodes"], nodes["frames"], graph_stride,
-                                  shortcut_quantile, join_quantile, ReplayGraphConfig.preset(preset))
+    controller = hierarchical_controller(low, distance, subgoals, generator=generator, graph_nodes=nodes,
+                                         graph_stride=graph_stride, count=count, hvf=hvf, preset=preset,
+                                         chain_cost=chain_cost, shortcut_quantile=shortcut_quantile,
+                                         join_quantile=join_quantile, overrides=overrides)
+    return controller, decode
+
+
+def hierarchical_controller(low: LatentMPC, distance: Distance | None, subgoals: str = "generated", *,
+                            generator: SubgoalGenerator | None = None,
+                            graph_nodes: Mapping[str, np.ndarray] | None = None, graph_stride: int = GRAPH_STRIDE,
+                            count: int = 3, hvf: bool = False, preset: str = "cpu", chain_cost: str | None = None,
+                            shortcut_quantile: float = 0.5, join_quantile: float = 0.5,
+                            overrides: Mapping[str, Any] | None = None) -> HierarchicalController:
+    """A HierarchicalController over built parts, torch or onnxruntime alike (numpy only, no torch here).
+
+    The one place one is assembled: the lab (build_hierarchical) and the robot (hvp deploy --hierarchical) use it.
+    subgoals: generated (SubgoalSearch over `generator` and `distance`) | graph (trajectory graph over
+    `graph_nodes`, trajectory_nodes' arrays, taken every `graph_stride` frames; shortcuts below the
+    `shortcut_quantile` of consecutive nodes' latent distances, start and goal joined below the `join_quantile`;
+    the controller then judges "reached" with the graph's calibrated latent distance, as the learned one is local
+    only below ~1 step on maze-hard, so `distance` may be None) | oracle | none. `count` subgoals K (generated).
+    hvf: HVF's settings (max chain cost, no replanning, no skipping). `overrides`: HierarchicalConfig fields.
+    """
+    from hvp.planners.hierarchical import HierarchicalConfig, HierarchicalController
+    from hvp.planners.replay_graph import ReplayGraphConfig, trajectory_graph
+    from hvp.planners.subgoal_search import SubgoalSearch, SubgoalSearchConfig
+
+    search, reach = None, {}
+    if subgoals == "generated":
+        if generator is None:
+            raise ValueError("generator: subgoals 'generated' needs a subgoal generator (hvp train-subgoals), got None")
+        search_config = SubgoalSearchConfig.preset(preset, subgoals=count,
+                                                   chain_cost=chain_cost or ("max" if hvf else "sum"))
+        search = SubgoalSearch(generator, distance, search_config)
+    elif subgoals == "graph":
+        if graph_nodes is None:
+            raise ValueError("graph_nodes: subgoals 'graph' needs trajectory_nodes' arrays (latents, episodes, "
+                             "frames), got None")
+        search = trajectory_graph(graph_nodes["latents"], graph_nodes["episodes"], graph_nodes["frames"],
+                                  graph_stride, shortcut_quantile, join_quantile, ReplayGraphConfig.preset(preset))
         # the controller's distance becomes the graph's calibrated latent one, comparing encode()s with the nodes'
         # encode()s; a waypoint is reached within one typical stride of motion
         distance, reach = search.distance, {"reach_steps": float(graph_stride), "encoded_position": True}
+    if distance is None:
+        raise ValueError(f"distance: subgoals {subgoals!r} needs a temporal-distance model (hvp train-distance), "
+                         "got None")
     config = HierarchicalConfig.preset("hvf" if hvf else preset, mode=subgoals, **{**reach, **dict(overrides or {})})
-    return HierarchicalController(low, distance, search, config), decode
+    return HierarchicalController(low, distance, search, config)
 
 
 # -- replay-graph nodes -------------------------------------------------------------------------
