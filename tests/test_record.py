@@ -22,15 +22,17 @@ def _free_port() -> int:
 
 @pytest.fixture
 def robot_server(tmp_path):
-    """`hvp robot-server --driver sim:maze-easy --shift mild` in its own process; yields (endpoint, event log path)."""
+    """`hvp robot-server --driver sim:maze-easy --shift mild` in its own process; yields (endpoint, event log path,
+    episode log path)."""
     endpoint, events = f"tcp://127.0.0.1:{_free_port()}", tmp_path / "events.jsonl"
     process = subprocess.Popen([sys.executable, "-m", "hvp.cli", "robot-server", "--driver", "sim:maze-easy",
-                                "--shift", "mild", "--bind", endpoint, "--event-log", str(events)],
+                                "--shift", "mild", "--bind", endpoint, "--event-log", str(events),
+                                "--episode-log", str(tmp_path / "episodes.jsonl")],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = process.stdout.readline()
         assert "listening on" in line, line + process.stdout.read()
-        yield endpoint, events
+        yield endpoint, events, tmp_path / "episodes.jsonl"
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -41,7 +43,7 @@ def _applied_events(path) -> list[list[float]]:
 
 
 def test_scripted_recording_stores_frames_applied_actions_and_robot_metadata(robot_server, tmp_path):
-    endpoint, events = robot_server
+    endpoint, events, _ = robot_server
     out = tmp_path / "real.hdf5"
     assert main(["record", "--connect", endpoint, "--episodes", "2", "--max-steps", "6", "--out", str(out),
                  "--shift", "mild", "--seed", "3"]) == 0
@@ -63,7 +65,7 @@ def test_scripted_recording_stores_frames_applied_actions_and_robot_metadata(rob
 
 
 def test_rerun_records_only_missing_episodes_and_replay_repeats_actions(robot_server, tmp_path):
-    endpoint, _ = robot_server
+    endpoint, _, _ = robot_server
     out, replayed = tmp_path / "real.hdf5", tmp_path / "replayed.hdf5"
     assert main(["record", "--connect", endpoint, "--episodes", "1", "--max-steps", "5", "--out", str(out)]) == 0
     first = load_dataset(out).episodes[0]
@@ -75,6 +77,23 @@ def test_rerun_records_only_missing_episodes_and_replay_repeats_actions(robot_se
     for source, copy in zip(both, load_dataset(replayed).episodes):
         np.testing.assert_allclose(copy["action"], source["action"], atol=1e-6)
         assert len(copy["image"]) == len(source["image"])
+
+
+def test_robot_keeps_the_true_state_in_its_episode_log_and_labels_the_recording_with_its_shift(robot_server, tmp_path):
+    endpoint, _, episode_log = robot_server
+    out = tmp_path / "real.hdf5"
+    assert main(["record", "--connect", endpoint, "--episodes", "2", "--max-steps", "4", "--out", str(out)]) == 0
+    dataset = load_dataset(out)
+    assert dataset.env_args["robot"]["shift"] == "mild"  # the robot's handshake label; no --shift given
+    assert all(np.isnan(episode["true_state"]).all() for episode in dataset.episodes)  # none crossed the bridge
+    time.sleep(0.2)  # written line-buffered by the other process
+    final = {}
+    for record in map(json.loads, episode_log.read_text().splitlines()):
+        final[record["episode"]] = record  # the last line of an episode is its final record
+    assert [final[i]["seed"] for i in sorted(final)] == [0, 1]
+    for record in final.values():
+        assert record["shift"] == "mild" and record["steps"] == 4 and len(record["true_state"]) == 5
+        assert record["final_distance"] >= record["min_distance"] >= 0
 
 
 def test_record_refuses_missing_policy_inputs():

@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-hash", default=None, help="refuse planners whose model hash differs")
     parser.add_argument("--max-delta", type=float, default=0.5, help="sim only: largest per-step change of an action component")
     parser.add_argument("--event-log", default=None, help="append one JSON line per safety event (arm, hold, disarm, applied, reject)")
+    parser.add_argument("--episode-log", default=None,
+                        help="sim only: append the episode's evaluation record (true state, distance to goal, shift) "
+                             "as a JSON line at every disarm and at stop; robot side only, the planner never sees it")
 
 
 def _build_driver(spec: str, args: argparse.Namespace):
@@ -29,12 +32,29 @@ def _build_driver(spec: str, args: argparse.Namespace):
 
         if args.shift not in SHIFTS:
             raise SystemExit(f"--shift: expected one of {sorted(SHIFTS)}, got {args.shift!r}")
-        return SimDriver(make(target, randomization=SHIFTS[args.shift]), max_delta=args.max_delta, name=spec)
+        return SimDriver(make(target, randomization=SHIFTS[args.shift]), max_delta=args.max_delta, name=spec,
+                         shift=args.shift)
     if scheme == "py":
         from hvp.registry import Entry
 
         return Entry(spec, target).resolve()()
     raise SystemExit(f"--driver: expected sim:TASK or py:MODULE:FACTORY, got {spec!r}")
+
+
+def _event_writer(event_log, episode_log, driver):
+    """on_event for RobotServer: safety events to `event_log`; at every disarm, the driver's evaluation record of
+    the current episode to `episode_log` (the last line of an episode index is the final one). None if neither."""
+    def write_episode() -> None:
+        if getattr(driver, "episodes", None):
+            episode_log.write(json.dumps(driver.evaluation()) + "\n")
+
+    def on_event(event: dict) -> None:
+        if event_log:
+            event_log.write(json.dumps(event) + "\n")
+        if episode_log and event["event"] == "disarm":
+            write_episode()
+
+    return (on_event if event_log or episode_log else None), write_episode
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,8 +63,11 @@ def run(args: argparse.Namespace) -> int:
 
     curve = ServerCurve.from_dir(args.keys) if args.keys else None
     driver = _build_driver(args.driver, args)
+    if args.episode_log and not hasattr(driver, "evaluation"):
+        raise SystemExit(f"--episode-log: the driver {args.driver!r} reports no evaluation records (sim:TASK does)")
     log = open(args.event_log, "a", buffering=1) if args.event_log else None
-    on_event = (lambda event: log.write(json.dumps(event) + "\n")) if log else None
+    episode_log = open(args.episode_log, "a", buffering=1) if args.episode_log else None
+    on_event, write_episode = _event_writer(log, episode_log, driver)
     try:
         server = RobotServer(driver, args.bind, curve=curve, insecure_plaintext=args.insecure_plaintext,
                              model_hash=args.model_hash, on_event=on_event)
@@ -63,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"hvp robot-server: stopped after {len(episodes)} episodes, {successes} successful", flush=True)
         if log:
             log.close()
+        if episode_log:
+            write_episode()
+            episode_log.close()
         if hasattr(driver, "close"):
             driver.close()
     return 0
