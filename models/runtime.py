@@ -37,8 +37,23 @@ def _float_array(name: str, value: np.ndarray, shape: tuple[int | None, ...]) ->
     return check_array(name, value.astype(np.float32, copy=False), shape, np.float32)
 
 
+class _Rollout(torch.nn.Module):
+    """RSSM.rollout as a module's forward, the shape torch.jit.trace takes."""
+
+    def __init__(self, model: RSSM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, deter: torch.Tensor, stoch: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.model.rollout(deter, stoch, actions)
+
+
 class TorchRuntime:
-    """hvp.contracts.ModelRuntime over a trained RSSM; never mutates a state it is given."""
+    """hvp.contracts.ModelRuntime over a trained RSSM; never mutates a state it is given.
+
+    imagine() runs a frozen trace of the model's weights as they are at its first call with a given horizon:
+    build a new runtime after changing the weights.
+    """
 
     def __init__(self, model: RSSM, device: str | torch.device | None = None, threads: int | None = None) -> None:
         if not isinstance(model, RSSM):
@@ -54,6 +69,16 @@ class TorchRuntime:
         self.action_dim = config.action_dim
         self.latent_dim = config.latent_dim
         self._deter = config.deter_dim
+        self._rollouts: dict[int, torch.jit.ScriptModule] = {}  # horizon H -> traced, frozen rollout
+
+    def _rollout(self, deter: torch.Tensor, stoch: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """RSSM.rollout through a graph traced once per horizon and frozen (weights inlined): about a fifth less
+        time per imagine() than eager on one thread, where per-op overhead dominates the small matmuls."""
+        horizon = actions.shape[1]
+        if horizon not in self._rollouts:  # tracing unrolls the loop over H; the batch axis stays free
+            traced = torch.jit.trace(_Rollout(self.model).eval(), (deter, stoch, actions))
+            self._rollouts[horizon] = torch.jit.freeze(traced)
+        return self._rollouts[horizon](deter, stoch, actions)
 
     # -- input checks ----------------------------------------------------------------
     def _images(self, images: np.ndarray) -> torch.Tensor:
@@ -106,8 +131,8 @@ class TorchRuntime:
             raise ValueError(f"state: expected batch 1 or {count} (the number of action sequences), got {batch}")
         deter, stoch = self._state(state)
         # expand() gives stride-0 rows that send matmuls down a slow path; materialize them
-        latents = self.model.rollout(deter.expand(count, -1).contiguous(), stoch.expand(count, -1).contiguous(),
-                                     torch.from_numpy(actions).to(self.device))
+        latents = self._rollout(deter.expand(count, -1).contiguous(), stoch.expand(count, -1).contiguous(),
+                                torch.from_numpy(actions).to(self.device))
         return self._numpy(latents)
 
     @torch.no_grad()

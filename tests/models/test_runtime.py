@@ -88,3 +88,15 @@ def test_runtime_path_matches_the_models_own_open_loop_prediction(runtime, maze_
 def test_bad_input_raises_an_error_naming_the_argument(runtime, call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call(runtime)
+
+
+@pytest.mark.parametrize("horizon", [1, 7])
+@pytest.mark.parametrize("count", [1, 33])
+def test_imagine_through_the_traced_rollout_matches_the_eager_model(runtime, count, horizon):
+    rng = np.random.default_rng(count * horizon)
+    state = runtime.observe(runtime.initial_state(1), _images(runtime, 1), np.zeros((1, runtime.action_dim), np.float32))
+    actions = rng.uniform(-1, 1, (count, horizon, runtime.action_dim)).astype(np.float32)
+    with torch.no_grad():
+        eager = runtime.model.rollout(torch.from_numpy(state["deter"]).repeat(count, 1),
+                                      torch.from_numpy(state["stoch"]).repeat(count, 1), torch.from_numpy(actions))
+    np.testing.assert_allclose(runtime.imagine(state, actions), eager.numpy(), atol=1e-5)
