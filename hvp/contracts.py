@@ -55,12 +55,34 @@ class ModelRuntime(Protocol):
         """The planning latent of a state: float32 [B, D], comparable with encode()."""
 
 
+Vjp = Callable[[np.ndarray], np.ndarray]  # output gradients -> input gradients (a vector-Jacobian product)
+
+
+@runtime_checkable
+class DifferentiableRuntime(ModelRuntime, Protocol):
+    """A ModelRuntime that can also back-propagate through imagine() (the torch model can; onnxruntime cannot)."""
+
+    def imagine_vjp(self, state: ModelState, actions: np.ndarray) -> tuple[np.ndarray, Vjp]:
+        """Like imagine(), plus its vector-Jacobian product: -> (latents float32 [N, H, D], vjp), where
+        vjp(latent_grads float32 [N, H, D]) -> float32 [N, H, A], the gradient of sum(latents * latent_grads)
+        with respect to `actions`."""
+
+
 @runtime_checkable
 class Distance(Protocol):
     """A cost between latents: predicted control steps (or a proxy) from a to b."""
 
     def steps(self, latents_a: np.ndarray, latents_b: np.ndarray) -> np.ndarray:
         """latents_a float32 [N, D], latents_b float32 [N, D] or [1, D] -> float32 [N]."""
+
+
+@runtime_checkable
+class DifferentiableDistance(Distance, Protocol):
+    """A Distance that can also back-propagate to its first argument (the torch temporal-distance model)."""
+
+    def steps_vjp(self, latents_a: np.ndarray, latents_b: np.ndarray) -> tuple[np.ndarray, Vjp]:
+        """Like steps(), plus vjp(step_grads float32 [N]) -> float32 [N, D]: the gradient of
+        sum(steps * step_grads) with respect to `latents_a`."""
 
 
 @dataclass(frozen=True)

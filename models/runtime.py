@@ -11,7 +11,7 @@ import os
 import numpy as np
 import torch
 
-from hvp.contracts import ModelState, check_array
+from hvp.contracts import ModelState, Vjp, check_array
 from hvp.models.checkpoint import CheckpointError, load_model
 from hvp.models.networks import to_float_images, to_uint8_images
 from hvp.models.rssm import RSSM
@@ -94,6 +94,15 @@ class TorchRuntime:
         # torch.tensor copies: a caller's arrays can never be written through the runtime
         return torch.tensor(deter, device=self.device), torch.tensor(stoch, device=self.device)
 
+    def _population_state(self, state: ModelState, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch-1 or batch-`count` state -> (h, z) with `count` rows, for imagining `count` action sequences."""
+        batch = state["deter"].shape[0] if isinstance(state, dict) and "deter" in state else None
+        if batch not in (1, count):
+            raise ValueError(f"state: expected batch 1 or {count} (the number of action sequences), got {batch}")
+        deter, stoch = self._state(state)
+        # expand() gives stride-0 rows that send matmuls down a slow path; materialize them
+        return deter.expand(count, -1).contiguous(), stoch.expand(count, -1).contiguous()
+
     def _numpy(self, tensor: torch.Tensor) -> np.ndarray:
         return tensor.detach().cpu().numpy()
 
@@ -125,15 +134,25 @@ class TorchRuntime:
     def imagine(self, state: ModelState, actions: np.ndarray) -> np.ndarray:
         """state (batch 1 or N), actions float32 [N, H, A] -> latents float32 [N, H, D] after each action."""
         actions = _float_array("actions", actions, (None, None, self.action_dim))
-        count = actions.shape[0]
-        batch = state["deter"].shape[0] if isinstance(state, dict) and "deter" in state else None
-        if batch not in (1, count):
-            raise ValueError(f"state: expected batch 1 or {count} (the number of action sequences), got {batch}")
-        deter, stoch = self._state(state)
-        # expand() gives stride-0 rows that send matmuls down a slow path; materialize them
-        latents = self._rollout(deter.expand(count, -1).contiguous(), stoch.expand(count, -1).contiguous(),
-                                torch.from_numpy(actions).to(self.device))
-        return self._numpy(latents)
+        deter, stoch = self._population_state(state, actions.shape[0])
+        return self._numpy(self._rollout(deter, stoch, torch.from_numpy(actions).to(self.device)))
+
+    def imagine_vjp(self, state: ModelState, actions: np.ndarray) -> tuple[np.ndarray, Vjp]:
+        """imagine() through the eager model with autograd on the actions -> (latents float32 [N, H, D],
+        vjp: latent_grads float32 [N, H, D] -> action gradients float32 [N, H, A]). For gradient plan refinement."""
+        actions = _float_array("actions", actions, (None, None, self.action_dim))
+        deter, stoch = self._population_state(state, actions.shape[0])
+        inputs = torch.from_numpy(actions).to(self.device).requires_grad_(True)
+        with torch.enable_grad():
+            latents = self.model.rollout(deter, stoch, inputs)
+
+        def vjp(latent_grads: np.ndarray) -> np.ndarray:
+            grads = _float_array("latent_grads", latent_grads, tuple(latents.shape))
+            (action_grads,) = torch.autograd.grad(latents, inputs, torch.from_numpy(grads).to(self.device),
+                                                  retain_graph=True)
+            return self._numpy(action_grads)
+
+        return self._numpy(latents), vjp
 
     @torch.no_grad()
     def decode(self, latents: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from hvp.config import Config, require
-from hvp.contracts import check_array
+from hvp.contracts import Vjp, check_array
 from hvp.models.checkpoint import load_small_model, save_small_model
 from hvp.models.runtime import resolve_device
 
@@ -115,15 +115,32 @@ class TorchDistance:
         self.latent_dim = net.config.latent_dim
         self.max_steps = net.config.max_steps
 
-    @torch.no_grad()
-    def steps(self, latents_a: np.ndarray, latents_b: np.ndarray) -> np.ndarray:
-        """latents_a float32 [N, D], latents_b float32 [N, D] or [1, D] -> predicted control steps float32 [N]."""
+    def _pair(self, latents_a: np.ndarray, latents_b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         a = check_array("latents_a", latents_a, (None, self.latent_dim), np.float32)
         b = check_array("latents_b", latents_b, (None, self.latent_dim), np.float32)
         if len(b) not in (1, len(a)):
             raise ValueError(f"latents_b: expected 1 or {len(a)} rows (like latents_a), got {len(b)}")
-        log_steps = self.net(torch.from_numpy(a).to(self.device), torch.from_numpy(b).to(self.device))
-        return torch.expm1(log_steps).cpu().numpy()
+        return torch.from_numpy(a).to(self.device), torch.from_numpy(b).to(self.device)
+
+    @torch.no_grad()
+    def steps(self, latents_a: np.ndarray, latents_b: np.ndarray) -> np.ndarray:
+        """latents_a float32 [N, D], latents_b float32 [N, D] or [1, D] -> predicted control steps float32 [N]."""
+        return torch.expm1(self.net(*self._pair(latents_a, latents_b))).cpu().numpy()
+
+    def steps_vjp(self, latents_a: np.ndarray, latents_b: np.ndarray) -> tuple[np.ndarray, Vjp]:
+        """steps() and its vector-Jacobian product: vjp(step_grads float32 [N]) -> float32 [N, D] w.r.t. latents_a.
+        Zero where the prediction saturates at K_max: far from the target the plan gets no pull from here."""
+        a, b = self._pair(latents_a, latents_b)
+        a.requires_grad_(True)
+        with torch.enable_grad():
+            steps = torch.expm1(self.net(a, b))
+
+        def vjp(step_grads: np.ndarray) -> np.ndarray:
+            grads = check_array("step_grads", np.asarray(step_grads, np.float32), (len(a),), np.float32)
+            (latent_grads,) = torch.autograd.grad(steps, a, torch.from_numpy(grads).to(self.device), retain_graph=True)
+            return latent_grads.cpu().numpy()
+
+        return steps.detach().cpu().numpy(), vjp
 
 
 def save_distance(out_dir: str | os.PathLike, net: TemporalDistanceNet, extra: dict[str, Any] | None = None) -> Path:

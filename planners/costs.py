@@ -4,6 +4,10 @@ A cost term maps (latents float32 [N, H, D], actions float32 [N, H, A], target
 float32 [D]) -> float64 [N]. The target is a latent (the goal's encoding or a subgoal
 from a hierarchical planner), so every term works toward subgoals that exist only in
 latent space. Terms are frozen: all state arrives as arguments.
+
+Terms that can also say how their value changes have gradient(latents, actions, target)
+-> (float32 [N, H, D], float32 [N, H, A]): the derivatives of each sample's cost, for
+gradient plan refinement (planners/gradient.py). PixelMSE has none (decode() is numpy).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from hvp.contracts import Distance, ModelRuntime
+from hvp.contracts import DifferentiableDistance, Distance, ModelRuntime
 
 STEP_WEIGHTINGS = ("last", "all")
 
@@ -71,6 +75,12 @@ class LatentDistance:
         squared = np.sum((latents - target) ** 2, axis=-1, dtype=np.float64)  # [N, H]
         return squared @ weights
 
+    def gradient(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        check_rollout(latents, actions, target)
+        weights = step_weights(latents.shape[1], self.weighting, self.discount)
+        return ((2 * weights[:, None] * (latents - target)).astype(np.float32),
+                np.zeros_like(actions, dtype=np.float32))
+
 
 @dataclasses.dataclass(frozen=True)
 class PixelMSE:
@@ -112,6 +122,18 @@ class TemporalDistance:
             raise ValueError(f"distance.steps: expected shape ({len(flat)},), got {predicted.shape}")
         return predicted.reshape(population, len(steps)) @ weights
 
+    def gradient(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not isinstance(self.distance, DifferentiableDistance):
+            raise TypeError(f"TemporalDistance.gradient: the distance ({type(self.distance).__name__}) has no "
+                            "steps_vjp(); use the torch model (hvp.models.temporal_distance) for gradients")
+        steps, weights = weighted_steps(latents, actions, target, self.weighting, self.discount)
+        population, dim = latents.shape[0], latents.shape[-1]
+        flat = np.ascontiguousarray(latents[:, steps].reshape(-1, dim), dtype=np.float32)
+        _, vjp = self.distance.steps_vjp(flat, target[None].astype(np.float32))
+        latent_grads = np.zeros(latents.shape, np.float32)
+        latent_grads[:, steps] = vjp(np.tile(weights, population).astype(np.float32)).reshape(population, len(steps), dim)
+        return latent_grads, np.zeros_like(actions, dtype=np.float32)
+
 
 @dataclasses.dataclass(frozen=True)
 class ActionMagnitude:
@@ -119,6 +141,9 @@ class ActionMagnitude:
 
     def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
         return np.mean(np.sum(actions**2, axis=-1, dtype=np.float64), axis=-1)
+
+    def gradient(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros_like(latents, dtype=np.float32), (2 * actions / actions.shape[1]).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +154,14 @@ class ActionSmoothness:
         if actions.shape[1] < 2:
             return np.zeros(actions.shape[0])
         return np.mean(np.sum(np.diff(actions, axis=1) ** 2, axis=-1, dtype=np.float64), axis=-1)
+
+    def gradient(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        action_grads = np.zeros_like(actions, dtype=np.float32)
+        if actions.shape[1] >= 2:
+            change = 2 * np.diff(actions, axis=1) / (actions.shape[1] - 1)  # d cost / d (a[t+1] - a[t])
+            action_grads[:, 1:] += change
+            action_grads[:, :-1] -= change
+        return np.zeros_like(latents, dtype=np.float32), action_grads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,3 +180,18 @@ class WeightedSum:
 
     def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
         return sum(weight * term(latents, actions, target) for weight, term in self.terms)
+
+    def gradient(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [(weight, term.gradient(latents, actions, target)) for weight, term in self.terms]
+        return (sum(weight * latent_grads for weight, (latent_grads, _) in parts).astype(np.float32),
+                sum(weight * action_grads for weight, (_, action_grads) in parts).astype(np.float32))
+
+
+def differentiable(cost: CostTerm) -> bool:
+    """Whether gradient() works on `cost`: every term of a WeightedSum, a TemporalDistance only over a
+    DifferentiableDistance (the torch model, not the exported one)."""
+    if isinstance(cost, WeightedSum):
+        return all(differentiable(term) for _, term in cost.terms)
+    if isinstance(cost, TemporalDistance):
+        return isinstance(cost.distance, DifferentiableDistance)
+    return callable(getattr(cost, "gradient", None))

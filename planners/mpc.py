@@ -1,5 +1,6 @@
 """Latent MPC: filter the belief with each image, plan toward a target latent with any
-Optimizer, execute `replan_every` actions, replan warm-started from the shifted plan.
+Optimizer (optionally polished by gradient steps through the model), execute
+`replan_every` actions, replan warm-started from the shifted plan.
 
 It sees images only (never simulator state or info) and talks to the model through
 ModelRuntime, so the same controller runs on the torch model and on onnxruntime.
@@ -27,8 +28,9 @@ from typing import Any, Mapping
 import numpy as np
 
 from hvp.config import Config, require
-from hvp.contracts import ModelRuntime, Optimizer, check_array
-from hvp.planners.costs import CostTerm
+from hvp.contracts import DifferentiableRuntime, ModelRuntime, Optimizer, check_array
+from hvp.planners.costs import CostTerm, differentiable
+from hvp.planners.gradient import refine_plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,12 +39,17 @@ class MPCConfig(Config):
     replan_every: int = 1  # actions executed from one plan before planning again (k)
     plan_seconds: float = 0.0  # time budget per plan (optimizer deadline); 0 = no budget
     seed: int = 0  # default seed of reset()
+    gradient_steps: int = 0  # Adam steps refining each optimized plan through the model's gradients; 0 = off
+    gradient_step_size: float = 0.05  # their step size, in action units
 
     def validate(self) -> None:
         require(self.horizon >= 1, "horizon must be >= 1 (got {})", self.horizon)
         require(1 <= self.replan_every <= self.horizon, "replan_every must be in [1, horizon={}] (got {})",
                 self.horizon, self.replan_every)
         require(self.plan_seconds >= 0, "plan_seconds must be >= 0 (got {}); 0 means no budget", self.plan_seconds)
+        require(self.gradient_steps >= 0, "gradient_steps must be >= 0 (got {}); 0 turns refinement off",
+                self.gradient_steps)
+        require(self.gradient_step_size > 0, "gradient_step_size must be > 0 (got {})", self.gradient_step_size)
 
 
 MPCConfig.PRESETS = {"debug": dict(horizon=5), "cpu": dict(horizon=10), "gpu": dict(horizon=12)}
@@ -78,6 +85,13 @@ class LatentMPC:
             raise TypeError(f"cost: expected a cost term (latents, actions, target) -> [N], got {type(cost).__name__}")
         self.runtime, self.optimizer, self.cost = runtime, optimizer, cost
         self.config = config or MPCConfig()
+        if self.config.gradient_steps:
+            if not isinstance(runtime, DifferentiableRuntime):
+                raise TypeError(f"gradient_steps: the runtime ({type(runtime).__name__}) has no imagine_vjp(); "
+                                "gradient refinement needs the torch model, or set gradient_steps=0")
+            if not differentiable(cost):
+                raise TypeError("gradient_steps: the cost has a term without gradient() (pixel, or a temporal "
+                                "distance that is not the torch model); use the latent or temporal cost in torch")
 
     def reset(self, goal_image: np.ndarray, seed: int | None = None) -> dict[str, Any]:
         """goal_image uint8 [h, w, 3] -> initial state; the goal is encoded once, here."""
@@ -122,10 +136,13 @@ class LatentMPC:
         result = self.optimizer.optimize(
             cost_fn, shift_plan(state["plan"], state["age"]), np.random.default_rng([state["seed"], state["step"]]),
             shift_carry(state["carry"], state["age"]), deadline)
-        plan = np.clip(result.plan, -1.0, 1.0).astype(np.float32)
+        plan, plan_cost = np.clip(result.plan, -1.0, 1.0).astype(np.float32), float(result.cost)
+        if self.config.gradient_steps:
+            plan, plan_cost = refine_plan(plan, belief, self.runtime, self.cost, target, self.config.gradient_steps,
+                                          self.config.gradient_step_size)
         imagined = self.runtime.imagine(belief, plan[None])[0].astype(np.float32)
         return {**state, "plan": plan, "age": 0, "stale": False, "carry": dict(result.carry), "imagined": imagined,
-                "plan_cost": float(result.cost), "plan_seconds": time.perf_counter() - started}
+                "plan_cost": plan_cost, "plan_seconds": time.perf_counter() - started}
 
     def _check_image(self, name: str, image: np.ndarray) -> np.ndarray:
         return check_array(name, image, tuple(self.runtime.image_shape), np.uint8)

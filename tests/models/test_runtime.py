@@ -4,6 +4,7 @@ import torch
 
 from hvp.contracts import ModelRuntime
 from hvp.models.runtime import load_runtime
+from gradient_check import directional_check
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,12 @@ def test_imagine_through_the_traced_rollout_matches_the_eager_model(runtime, cou
         eager = runtime.model.rollout(torch.from_numpy(state["deter"]).repeat(count, 1),
                                       torch.from_numpy(state["stoch"]).repeat(count, 1), torch.from_numpy(actions))
     np.testing.assert_allclose(runtime.imagine(state, actions), eager.numpy(), atol=1e-5)
+
+
+def test_imagine_vjp_gives_imagines_latents_and_their_gradient(runtime):
+    rng = np.random.default_rng(4)
+    state = runtime.observe(runtime.initial_state(1), _images(runtime, 1), np.zeros((1, runtime.action_dim), np.float32))
+    actions = rng.uniform(-0.5, 0.5, (3, 4, runtime.action_dim)).astype(np.float32)
+    latents, vjp = runtime.imagine_vjp(state, actions)
+    np.testing.assert_allclose(latents, runtime.imagine(state, actions), atol=1e-5)
+    directional_check(lambda a: runtime.imagine(state, a), vjp, actions, rng.normal(size=latents.shape).astype(np.float32))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from gradient_check import directional_check
 
 from hvp.models.checkpoint import CheckpointError
 from hvp.models.fit_distance import (DistanceTrainConfig, episode_latents, evaluate_distance, fit_distance,
@@ -129,3 +130,12 @@ def test_config_and_spearman_checks():
         DistanceTrainConfig(repulsion_weight=-1.0)
     x = np.arange(10.0)
     assert spearman(x, x**3) == pytest.approx(1.0) and spearman(x, -x) == pytest.approx(-1.0)
+
+
+def test_steps_vjp_is_the_gradient_of_steps(trained):
+    distance, rng = trained, np.random.default_rng(5)
+    starts, goal = rng.normal(size=(6, distance.latent_dim)).astype(np.float32), rng.normal(size=(1, distance.latent_dim))
+    steps, vjp = distance.steps_vjp(starts, goal.astype(np.float32))
+    np.testing.assert_allclose(steps, distance.steps(starts, goal.astype(np.float32)), rtol=1e-5)
+    directional_check(lambda a: distance.steps(a, goal.astype(np.float32)), vjp, starts,
+                      rng.uniform(0.5, 1.5, 6).astype(np.float32))

@@ -51,6 +51,17 @@ class LinearRuntime:
             latents.append(latent)
         return np.stack(latents, axis=1).astype(np.float32)
 
+    def imagine_vjp(self, state, actions):
+        """Adjoint recursion: lambda_t = g_t + DYNAMICS^T lambda_(t+1); d/du_t = CONTROL^T lambda_t."""
+        def vjp(latent_grads):
+            adjoint, grads = np.zeros((len(actions), 4), np.float32), np.zeros_like(actions)
+            for step in reversed(range(actions.shape[1])):
+                adjoint = latent_grads[:, step] + adjoint @ DYNAMICS
+                grads[:, step] = adjoint @ CONTROL
+            return grads
+
+        return self.imagine(state, actions), vjp
+
     def decode(self, latents):
         flat = latents.reshape(-1, 4)
         return self.render(flat).reshape(*latents.shape[:-1], *self.image_shape)
