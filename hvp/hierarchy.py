@@ -25,8 +25,9 @@ if TYPE_CHECKING:  # hierarchical_controller runs on a robot computer: no gymnas
 
 SUBGOALS_DIR = "subgoals"
 GRAPH_NODES_FILE = "graph_nodes.safetensors"
-GRAPH_SIZE = 1500  # trajectory-graph nodes M: the M^3 shortest-path updates dominate the build (~18 s, 1 CPU)
+GRAPH_SIZE = 50_000  # most trajectory-graph nodes M (sparse: maze-hard's 300 episodes at stride 3 are 14692)
 GRAPH_STRIDE = 3  # frames between nodes of an episode (at 10, exploration hops reach 0.96 of the 2-wide arena)
+GRAPH_REACH_STEPS = 1.0  # graph mode: a waypoint is reached within this many LatentSteps of encode(image)
 
 
 def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, count: int = 3, hvf: bool = False,
@@ -34,8 +35,7 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
                        distance_dir: str | Path | None = None, subgoals_dir: str | Path | None = None,
                        seed: int = 0, threads: int | None = None, chain_cost: str | None = None,
                        graph_data: str | Path | None = None, graph_size: int = GRAPH_SIZE,
-                       graph_stride: int = GRAPH_STRIDE, shortcut_quantile: float = 0.5,
-                       join_quantile: float = 0.5,
+                       graph_stride: int = GRAPH_STRIDE, graph_config: Mapping[str, Any] | None = None,
                        overrides: Mapping[str, Any] | None = None) -> tuple[Any, Decode]:
     """-> (HierarchicalController, decode) over the world model in `run_dir` (torch; the robot's twin: hvp deploy).
 
@@ -62,8 +62,7 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
             nodes, graph_stride = load_graph_nodes(Path(run_dir) / GRAPH_NODES_FILE)
     controller = hierarchical_controller(low, distance, subgoals, generator=generator, graph_nodes=nodes,
                                          graph_stride=graph_stride, count=count, hvf=hvf, preset=preset,
-                                         chain_cost=chain_cost, shortcut_quantile=shortcut_quantile,
-                                         join_quantile=join_quantile, overrides=overrides)
+                                         chain_cost=chain_cost, graph_config=graph_config, overrides=overrides)
     return controller, decode
 
 
@@ -71,16 +70,16 @@ def hierarchical_controller(low: LatentMPC, distance: Distance | None, subgoals:
                             generator: SubgoalGenerator | None = None,
                             graph_nodes: Mapping[str, np.ndarray] | None = None, graph_stride: int = GRAPH_STRIDE,
                             count: int = 3, hvf: bool = False, preset: str = "cpu", chain_cost: str | None = None,
-                            shortcut_quantile: float = 0.5, join_quantile: float = 0.5,
+                            graph_config: Mapping[str, Any] | None = None,
                             overrides: Mapping[str, Any] | None = None) -> HierarchicalController:
     """A HierarchicalController over built parts, torch or onnxruntime alike (numpy only, no torch here).
 
     The one place one is assembled: the lab (build_hierarchical) and the robot (hvp deploy --hierarchical) use it.
     subgoals: generated (SubgoalSearch over `generator` and `distance`) | graph (trajectory graph over
-    `graph_nodes`, trajectory_nodes' arrays, taken every `graph_stride` frames; shortcuts below the
-    `shortcut_quantile` of consecutive nodes' latent distances, start and goal joined below the `join_quantile`;
-    the controller then judges "reached" with the graph's calibrated latent distance, as the learned one is local
-    only below ~1 step on maze-hard, so `distance` may be None) | oracle | none. `count` subgoals K (generated).
+    `graph_nodes`, trajectory_nodes' arrays, taken every `graph_stride` frames; `graph_config`: ReplayGraphConfig
+    fields; the controller then judges "reached" on encode(image) with the graph's calibrated latent distance, as
+    the learned one is local only below ~2 steps on maze-hard, so `distance` may be None) | oracle | none.
+    `count` subgoals K (generated).
     hvf: HVF's settings (max chain cost, no replanning, no skipping). `overrides`: HierarchicalConfig fields.
     """
     from hvp.planners.hierarchical import HierarchicalConfig, HierarchicalController
@@ -98,11 +97,12 @@ def hierarchical_controller(low: LatentMPC, distance: Distance | None, subgoals:
         if graph_nodes is None:
             raise ValueError("graph_nodes: subgoals 'graph' needs trajectory_nodes' arrays (latents, episodes, "
                              "frames), got None")
-        search = trajectory_graph(graph_nodes["latents"], graph_nodes["episodes"], graph_nodes["frames"],
-                                  graph_stride, shortcut_quantile, join_quantile, ReplayGraphConfig.preset(preset))
+        search = trajectory_graph(np.asarray(graph_nodes["latents"], np.float32), graph_nodes["episodes"],
+                                  graph_nodes["frames"], graph_stride,
+                                  ReplayGraphConfig.preset(preset, **dict(graph_config or {})))
         # the controller's distance becomes the graph's calibrated latent one, comparing encode()s with the nodes'
-        # encode()s; a waypoint is reached within one typical stride of motion
-        distance, reach = search.distance, {"reach_steps": float(graph_stride), "encoded_position": True}
+        # encode()s (the filtered latent's deterministic part carries history that encode()'s does not)
+        distance, reach = search.distance, {"reach_steps": GRAPH_REACH_STEPS, "encoded_position": True}
     if distance is None:
         raise ValueError(f"distance: subgoals {subgoals!r} needs a temporal-distance model (hvp train-distance), "
                          "got None")

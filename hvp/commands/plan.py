@@ -36,13 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hierarchy.add_argument("--chain-cost", choices=("max", "sum"), help="segment reduction (default sum; --hvf max)")
     hierarchy.add_argument("--graph-data", help="graph: HDF5 whose frames are the nodes "
                                                 "(default: MODEL/graph_nodes.safetensors)")
-    hierarchy.add_argument("--graph-size", type=int, help="graph: most nodes M from --graph-data (default 1500)")
+    hierarchy.add_argument("--graph-size", type=int, help="graph: most nodes M from --graph-data (default 50000)")
     hierarchy.add_argument("--graph-stride", type=int, help="graph: frames between nodes of --graph-data (default 3)")
     hierarchy.add_argument("--shortcut-quantile", type=float,
                            help="graph: shortcuts between nodes closer than this quantile of consecutive nodes' "
                                 "latent distances (default 0.5); use with --cost latent")
     hierarchy.add_argument("--join-quantile", type=float,
-                           help="graph: start and goal join nodes closer than this quantile (default 0.5)")
+                           help="graph: start and goal join nodes closer than this quantile (default 0.75)")
+    hierarchy.add_argument("--waypoint-spacing", type=float,
+                           help="graph: steps along the path between waypoints (default 3)")
     hierarchy.add_argument("--hvf", action="store_true", help="HVF settings: max chain cost, no replanning or skips")
 
 
@@ -114,6 +116,9 @@ def run_hierarchical(args: argparse.Namespace) -> int:
 
 def graph_options(args: argparse.Namespace) -> dict:
     """The replay-graph flags that were given, as build_hierarchical keywords (unset ones keep its defaults)."""
-    given = (("graph_size", args.graph_size), ("graph_stride", args.graph_stride),
-             ("shortcut_quantile", args.shortcut_quantile), ("join_quantile", args.join_quantile))
-    return {name: value for name, value in given if value is not None}
+    given = (("graph_size", args.graph_size), ("graph_stride", args.graph_stride))
+    fields = (("shortcut_quantile", args.shortcut_quantile), ("join_quantile", args.join_quantile),
+              ("waypoint_spacing", args.waypoint_spacing))
+    graph_config = {name: value for name, value in fields if value is not None}
+    return {**{name: value for name, value in given if value is not None},
+            **({"graph_config": graph_config} if graph_config else {})}
