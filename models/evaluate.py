@@ -32,6 +32,19 @@ def predict_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.
     return runtime.decode(runtime.imagine(state, actions[:, context - 1:-1]))
 
 
+def reconstruct_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """Teacher-forced: decode the filtered belief after each frame. images uint8 [B, T, h, w, 3], actions float32
+    [B, T, A] -> uint8 [B, T, h, w, 3]. What the training loss scores, unlike the open-loop predict_with_runtime."""
+    state = runtime.initial_state(images.shape[0])
+    previous = np.zeros((images.shape[0], actions.shape[-1]), np.float32)
+    frames = []
+    for t in range(images.shape[1]):
+        state = runtime.observe(state, images[:, t], previous)
+        frames.append(runtime.decode(runtime.latent(state)))
+        previous = actions[:, t]
+    return np.stack(frames, 1)
+
+
 def predict_with_model(model: nn.Module, images: np.ndarray, actions: np.ndarray, context: int) -> np.ndarray:
     """Any model with predict_video (the pixel baseline): same shapes as predict_with_runtime."""
     device = next(model.parameters()).device
@@ -46,6 +59,26 @@ def score(predicted: np.ndarray, truth: np.ndarray, color: str | None) -> dict[s
         error, missing = position_error(predicted, truth, color)
         result["position_error_px"] = np.nanmean(error, axis=0).tolist()
         result["object_missing_fraction"] = missing.mean(0).tolist()
+    return result
+
+
+def prediction_error(runtime: TorchRuntime, dataset: TrajectoryDataset, *, context: int = 5, horizon: int = 10,
+                     windows: int = 64, seed: int = 0, color: str | None = None) -> dict[str, float]:
+    """Means over windows and horizon: open-loop PSNR (dB) and, with `color`, the tracked object's position error
+    (px); the copy-last-frame PSNR beside it; the teacher-forced reconstruction PSNR of the filtered belief over
+    all C + H frames. Open-loop frames decode prior latents, reconstructions posterior ones: a model can learn to
+    reconstruct a new domain (its training loss falls) and still predict in the old one."""
+    batch = dataset.sample_windows(np.random.default_rng(seed), windows, context + horizon)
+    images, actions = batch["image"], batch["action"].astype(np.float32)
+    truth = images[:, context:]
+    open_loop = score(predict_with_runtime(runtime, images, actions, context), truth, color)
+    copy_last = score(np.repeat(images[:, context - 1:context], horizon, axis=1), truth, None)
+    result = {"open_loop_psnr_db": float(np.mean(open_loop["psnr"])), "copy_last_psnr_db": float(np.mean(copy_last["psnr"])),
+              "reconstruction_psnr_db": float(psnr(reconstruct_with_runtime(runtime, images, actions), images).mean()),
+              "open_loop_psnr_db_by_horizon": open_loop["psnr"], "context": context, "horizon": horizon,
+              "windows": windows}
+    if color is not None:
+        result["open_loop_ball_error_px"] = float(np.nanmean(open_loop["position_error_px"]))
     return result
 
 
