@@ -2,6 +2,8 @@
 
     runtime = OnnxRuntime("runs/maze-easy/onnx")
     controller = mpc_controller(runtime, planning_cost("temporal", "runs/maze-easy/onnx"), planner="cem")
+    # or subgoals on top: the export's subgoal generator, or graph nodes (RUN/graph_nodes.safetensors)
+    controller = onnx_hierarchical(controller, "runs/maze-hard/onnx", subgoals="generated")
     with RobotClient("tcp://127.0.0.1:5555") as robot:
         check_robot(robot.handshake(runtime.model_hash), runtime)
         episodes = run_episodes(robot, controller, episodes=3)
@@ -15,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from hvp.contracts import Controller, ModelRuntime
 from hvp.planners.costs import CostTerm
+from hvp.planners.mpc import LatentMPC
 from hvp.real.client import RobotClient, RobotError, RobotInfo
 from hvp.real.protocol import ErrorCode
 
@@ -83,6 +87,42 @@ def mpc_controller(runtime: ModelRuntime, cost: CostTerm, planner: str = "cem", 
     return LatentMPC(runtime, optimizer, cost, config)
 
 
+def onnx_hierarchical(low: LatentMPC, model_dir: str | os.PathLike, subgoals: str = "generated", *,
+                      graph_nodes: str | os.PathLike | None = None, count: int = 3, preset: str = "cpu",
+                      threads: int | None = None) -> Controller:
+    """Subgoals over the flat controller `low` (mpc_controller over the OnnxRuntime of `model_dir`), torch-free.
+
+    generated: the export's subgoal generator and temporal-distance graphs (hvp export of a run with RUN/subgoals
+    and RUN/distance), `count` subgoals; graph: trajectory-graph nodes from `graph_nodes`, default the
+    RUN/graph_nodes.safetensors of the run that holds the export folder RUN/onnx.
+    """
+    from hvp.hierarchy import GRAPH_NODES_FILE, hierarchical_controller, load_graph_nodes
+    from hvp.real.onnx_distance import OnnxDistance
+    from hvp.real.onnx_folder import ModelFolderError, read_manifest
+    from hvp.real.onnx_subgoals import OnnxSubgoalGenerator
+
+    if subgoals == "generated":
+        missing = sorted({"temporal_distance", "subgoal_cvae"} - set(read_manifest(model_dir)["models"]))
+        if missing:
+            raise ModelFolderError(f"subgoals 'generated': {os.fspath(model_dir)!r} has no {' and no '.join(missing)} "
+                                   "model; train them (hvp train-distance RUN, hvp train-subgoals RUN) and export "
+                                   "the run again, or use subgoals 'graph'")
+        return hierarchical_controller(low, OnnxDistance(model_dir, threads=threads), "generated",
+                                       generator=OnnxSubgoalGenerator(model_dir, threads=threads), count=count,
+                                       preset=preset)
+    if subgoals == "graph":
+        path = Path(graph_nodes or Path(model_dir).parent / GRAPH_NODES_FILE)
+        if not path.is_file():
+            raise FileNotFoundError(f"graph_nodes: {path} is missing; pass the run's {GRAPH_NODES_FILE} "
+                                    "(hvp deploy --graph-nodes) or use subgoals 'generated'")
+        nodes, stride = load_graph_nodes(path)
+        if nodes["latents"].shape[1:] != (low.runtime.latent_dim,):
+            raise ValueError(f"graph_nodes: latents of shape {nodes['latents'].shape} do not fit the model's latent "
+                             f"size {low.runtime.latent_dim}; they were encoded by another world model")
+        return hierarchical_controller(low, None, "graph", graph_nodes=nodes, graph_stride=stride, preset=preset)
+    raise ValueError(f"subgoals: expected 'generated' or 'graph', got {subgoals!r}")
+
+
 def check_robot(info: RobotInfo, runtime: ModelRuntime) -> None:
     """The robot's camera image and action size must be the model's; raises DeployError naming both."""
     if tuple(info.image_shape) != tuple(runtime.image_shape) or info.action_dim != runtime.action_dim:
@@ -105,6 +145,16 @@ def start_episode(robot: RobotClient, seed: int, goal_image: np.ndarray | None) 
     return goal
 
 
+def with_applied_action(state: dict[str, Any], action: np.ndarray) -> dict[str, Any]:
+    """`state` with the robot's applied `action` as its last action: the belief filters what the robot did, not
+    what was asked. A hierarchical controller's low level holds it; a controller without one is left as is."""
+    if "last_action" in state:
+        return {**state, "last_action": action}
+    if "low" in state:
+        return {**state, "low": with_applied_action(state["low"], action)}
+    return state
+
+
 def run_episode(robot: RobotClient, controller: Controller, goal: np.ndarray, seed: int, max_steps: int,
                 clock: Callable[[], float] = time.monotonic) -> DeployedEpisode:
     """Arm, loop get_obs -> act -> send_action at the robot's control rate until done or max_steps, disarm."""
@@ -120,8 +170,7 @@ def run_episode(robot: RobotClient, controller: Controller, goal: np.ndarray, se
             state, action = controller.act(state, obs)
             act_seconds.append(clock() - started)
             echo = robot.send_action(action)
-            if "last_action" in state:  # filter with what the robot did, not what was asked
-                state = {**state, "last_action": echo.action}
+            state = with_applied_action(state, echo.action)
             actions.append(action)
             applied.append(echo.action)
             info = echo.info

@@ -50,7 +50,7 @@ def recursive_midpoints(midpoint: Midpoint, start: np.ndarray, goal: np.ndarray,
     check_array("codes", codes, (None, None, code_dim), np.float32)
     population, count = codes.shape[:2]
     order = tree_order(count)
-    slots = {-1: np.broadcast_to(start, (population, len(start))), count: np.broadcast_to(goal, (population, len(goal)))}
+    slots = {-1: np.broadcast_to(start, (population, latent_dim)), count: np.broadcast_to(goal, (population, latent_dim))}
     level_start = 0
     while level_start < len(order):
         level = [entry for entry in order[level_start:] if entry[1] in slots and entry[2] in slots]

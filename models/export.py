@@ -238,6 +238,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, distance_
         net = load(folder).net
         if net.config.latent_dim != world_model.config.latent_dim:
             raise CheckpointError(f"{name}: the latent_dim {net.config.latent_dim} of {os.fspath(folder)!r} differs "
-                                  f"from the world model's {world_model.config.latent_dim}; it was trained on another run")
+                                  f"from the world model's {world_model.config.latent_dim}; it was trained on another "
+                                  "run")
         models.append(ExportModel(model_kind, net.config.to_dict(), graphs(net)))
     return export_models(models, out_dir, threads=threads)

@@ -1,8 +1,10 @@
-"""hvp deploy against a real robot server on loopback: a debug-size ONNX model drives the maze-easy sim."""
+"""hvp deploy against a real robot server on loopback: debug-size ONNX models drive the maze sims, flat and
+under subgoals (generated or from graph nodes), torch-free."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -43,21 +45,56 @@ def model_dir(tmp_path_factory):
     return run / "onnx"
 
 
+@pytest.fixture(scope="module")
+def hierarchical_model_dir(model_dir):
+    """model_dir's run copied, with a random-weight debug temporal distance and subgoal generator, graph nodes
+    (RUN/graph_nodes.safetensors: two 8-node episodes of random latents) and the whole run exported to RUN/onnx."""
+    import torch
+
+    from hvp.hierarchy import save_graph_nodes
+    from hvp.models.export import export_run
+    from hvp.models.subgoal import SubgoalConfig, SubgoalCVAE, save_subgoals
+    from hvp.models.temporal_distance import TemporalDistanceConfig, TemporalDistanceNet, save_distance
+
+    run = shutil.copytree(model_dir.parent, model_dir.parent.with_name("hierarchical"),
+                          ignore=shutil.ignore_patterns("onnx"))
+    latent_dim = OnnxRuntime(model_dir, warmup=False).latent_dim
+    torch.manual_seed(2)
+    save_distance(run / "distance", TemporalDistanceNet(TemporalDistanceConfig.preset("debug", latent_dim=latent_dim)))
+    save_subgoals(run / "subgoals", SubgoalCVAE(SubgoalConfig.preset("debug", latent_dim=latent_dim)))
+    latents = np.random.default_rng(0).standard_normal((16, latent_dim)).astype(np.float32)
+    save_graph_nodes(run / "graph_nodes.safetensors", {"latents": latents, "episodes": np.repeat(np.int32([0, 1]), 8),
+                                                       "frames": np.tile(np.arange(0, 24, 3, dtype=np.int32), 2)}, 3)
+    export_run(run, run / "onnx")
+    return run / "onnx"
+
+
 def deploy(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", DEPLOY_SCRIPT, "deploy", *args], capture_output=True, text=True,
                           timeout=120, env=ENV)
 
 
-def test_deploy_runs_an_episode_through_a_robot_server_process(model_dir, tmp_path):
+@pytest.mark.parametrize("task, hierarchy", [("maze-easy", ()),
+                                             ("maze-hard", ("--hierarchical", "--subgoals", "generated")),
+                                             ("maze-hard", ("--hierarchical", "--subgoals", "graph"))])
+def test_deploy_runs_an_episode_through_a_robot_server_process(task, hierarchy, request, tmp_path):
+    """Flat on maze-easy with the robot's goals; hierarchical on maze-hard toward a --goal image."""
+    from PIL import Image
+
+    model_dir = request.getfixturevalue("hierarchical_model_dir" if hierarchy else "model_dir")
+    if hierarchy:
+        Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(tmp_path / "goal.png")
+        hierarchy = (*hierarchy, "--goal", str(tmp_path / "goal.png"))
     model_hash = OnnxRuntime(model_dir, threads=1, warmup=False).model_hash
     log, record = tmp_path / "events.jsonl", tmp_path / "record.json"
-    server = subprocess.Popen([sys.executable, "-m", "hvp.cli", "robot-server", "--driver", "sim:maze-easy",
+    server = subprocess.Popen([sys.executable, "-m", "hvp.cli", "robot-server", "--driver", f"sim:{task}",
                                "--bind", "tcp://127.0.0.1:*", "--model-hash", model_hash, "--event-log", str(log)],
                               stdout=subprocess.PIPE, text=True, env=ENV)
     try:
         endpoint = server.stdout.readline().split(" listening on ")[1].split()[0]
         result = deploy("--connect", endpoint, "--model", str(model_dir), "--episodes", "2", "--seed", "4",
-                        "--max-steps", "6", "--preset", "debug", "--cost", "latent", "--threads", "1", "--record", str(record))
+                        "--max-steps", "6", "--preset", "debug", "--cost", "latent", "--threads", "1", "--record", str(record),
+                        *hierarchy)
     finally:
         server.terminate()
         server.communicate(timeout=10)
@@ -75,7 +112,10 @@ def test_deploy_runs_an_episode_through_a_robot_server_process(model_dir, tmp_pa
     np.testing.assert_array_equal(robot_applied, np.concatenate([e["applied"] for e in episodes]))
     chosen = np.concatenate([e["actions"] for e in episodes])
     assert np.all(np.abs(chosen) <= 1) and np.abs(chosen).max() > 0.05  # the planner moved, within bounds
-    assert np.all(np.abs(robot_applied - chosen) <= 0.5 + 1e-6)  # the gate at most limited the per-step change
+    for episode in episodes:  # the gate only limited each step's change to 0.5, from rest at arm
+        applied = np.array(episode["applied"], np.float32)
+        previous = np.concatenate([np.zeros((1, 2), np.float32), applied[:-1]])
+        np.testing.assert_allclose(applied, np.clip(episode["actions"], previous - 0.5, previous + 0.5), atol=1e-6)
 
 
 @pytest.fixture
@@ -114,9 +154,45 @@ def test_a_robot_with_another_camera_is_refused_before_arming(model_dir, sim_ser
             robot.send_action(np.zeros(2, np.float32))  # never armed: nothing moves
 
 
-def test_hierarchical_is_reported_as_not_yet_available(model_dir):
-    result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir), "--hierarchical")
-    assert result.returncode == 2 and "--hierarchical is not yet available" in result.stdout
+@pytest.mark.parametrize("subgoals, message", [
+    ("generated", "has no subgoal_cvae and no temporal_distance model; train them (hvp train-distance RUN, "
+                  "hvp train-subgoals RUN) and export the run again"),
+    ("graph", "graph_nodes.safetensors is missing; pass the run's graph_nodes.safetensors (hvp deploy --graph-nodes)")])
+def test_hierarchical_without_its_models_is_refused_before_connecting(model_dir, subgoals, message):
+    result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir), "--cost", "latent", "--hierarchical",
+                    "--subgoals", subgoals)
+    assert result.returncode == 1 and message in result.stderr
+
+
+# The hierarchical controller over onnxruntime on a real MuJoCo env, in a fresh interpreter: torch never loads.
+HIERARCHICAL_SCRIPT = """
+import sys
+from hvp.deploy import mpc_controller, onnx_hierarchical, planning_cost
+from hvp.real.onnx_runtime import OnnxRuntime
+from hvp.sim import make
+model_dir, subgoals = sys.argv[1:]
+runtime = OnnxRuntime(model_dir, threads=1)
+low = mpc_controller(runtime, planning_cost("temporal", model_dir, threads=1), "cem", "debug")
+controller = onnx_hierarchical(low, model_dir, subgoals, preset="debug", threads=1)
+with make("maze-hard") as env:
+    obs, info = env.reset(seed=0)
+    state = controller.reset(info["goal_image"], seed=0)
+    for _ in range(4):
+        state, action = controller.act(state, obs)
+        obs, *_ = env.step(action)
+print(type(controller).__name__, state["chains"][0].shape, state["segment_steps"], "torch" in sys.modules)
+"""
+
+
+# generated: a chain of K = 3 latents [3, D = 20]; graph: random node latents join neither start nor goal, so the
+# path is empty and the controller steers at the goal
+@pytest.mark.parametrize("subgoals, chain", [("generated", "(3, 20)"), ("graph", "(0, 20)")])
+def test_hierarchical_controller_runs_on_onnxruntime_without_torch(hierarchical_model_dir, subgoals, chain):
+    result = subprocess.run([sys.executable, "-c", HIERARCHICAL_SCRIPT, str(hierarchical_model_dir), subgoals],
+                            capture_output=True, text=True, timeout=120, env=ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # planned once, pursued its first target for all 4 steps, and torch never loaded
+    assert result.stdout.strip() == f"HierarchicalController {chain} 4 False"
 
 
 def test_a_goal_image_of_another_size_is_refused_before_connecting(model_dir, tmp_path):

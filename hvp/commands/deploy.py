@@ -1,9 +1,11 @@
-"""hvp deploy: run the latent MPC controller over an exported model against a robot server (planner side)."""
+"""hvp deploy: run the latent MPC controller, flat or hierarchical, over an exported model against a robot server
+(planner side)."""
 from __future__ import annotations
 
 import argparse
 
-HELP = "drive a robot server with latent MPC over an ONNX model (hvp export): handshake, arm, episodes, disarm"
+HELP = ("drive a robot server with latent MPC, flat or under subgoals (--hierarchical), over an ONNX model "
+        "(hvp export): handshake, arm, episodes, disarm")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1: fastest for planning, bench/results/runtime.json)")
-    parser.add_argument("--hierarchical", action="store_true", help="subgoal-hierarchical controller (not yet available)")
+    parser.add_argument("--hierarchical", action="store_true",
+                        help="subgoal chain on top of the latent MPC (needs --subgoals' models, see there)")
+    parser.add_argument("--subgoals", default="generated", choices=("generated", "graph"),
+                        help="with --hierarchical: generated (the export's subgoal generator and temporal distance: "
+                             "hvp train-subgoals and train-distance, then hvp export) or graph (trajectory-graph "
+                             "nodes, --graph-nodes)")
+    parser.add_argument("--subgoal-count", type=int, default=3, help="generated: K subgoals, 1, 3 or 7")
+    parser.add_argument("--graph-nodes", help="graph: node file (default: RUN/graph_nodes.safetensors beside "
+                                              "--model RUN/onnx)")
     parser.add_argument("--keys", help="CurveZMQ key folder from `hvp keys` (planner.key_secret, robot.key)")
     parser.add_argument("--insecure-plaintext", action="store_true", help="allow plaintext to a non-loopback robot")
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each reply")
@@ -42,15 +52,11 @@ def _read_goal(path: str, image_shape: tuple[int, int, int]):
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.hierarchical:
-        print("hvp deploy: --hierarchical is not yet available (hvp.planners has no hierarchical controller); "
-              "run without it for flat latent MPC", flush=True)
-        return 2
     import json
 
     import numpy as np
 
-    from hvp.deploy import DeployError, check_robot, mpc_controller, planning_cost, run_episodes
+    from hvp.deploy import DeployError, check_robot, mpc_controller, onnx_hierarchical, planning_cost, run_episodes
     from hvp.real.client import BridgeTimeout, RobotClient, RobotError
     from hvp.real.keys import ClientCurve
     from hvp.real.onnx_folder import ModelFolderError
@@ -60,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
         runtime = OnnxRuntime(args.model, threads=args.threads)
         cost = planning_cost(args.cost, args.model, args.threads)
         controller = mpc_controller(runtime, cost, args.planner, args.preset, args.horizon, args.seed)
+        if args.hierarchical:
+            controller = onnx_hierarchical(controller, args.model, args.subgoals, graph_nodes=args.graph_nodes,
+                                           count=args.subgoal_count, preset=args.preset, threads=args.threads)
         goal = _read_goal(args.goal, runtime.image_shape) if args.goal else None
         curve = ClientCurve.from_dir(args.keys) if args.keys else None
         robot = RobotClient(args.connect, timeout_s=args.timeout, ttl_s=args.ttl, curve=curve,

@@ -213,7 +213,8 @@ def test_temporal_distance_matches_torch(twins, count, targets):
 
 @pytest.mark.parametrize("a_shape, b_shape", [((3, 19), (1, 20)), ((3, 20), (2, 20)), ((20,), (1, 20))])
 def test_temporal_distance_bad_inputs_raise_the_same_errors_as_torch(twins, a_shape, b_shape):
-    same_error(twins["distance"], lambda model: model.steps(np.zeros(a_shape, np.float32), np.zeros(b_shape, np.float32)))
+    same_error(twins["distance"],
+               lambda model: model.steps(np.zeros(a_shape, np.float32), np.zeros(b_shape, np.float32)))
 
 
 @pytest.mark.parametrize("count, subgoals", [(1, 1), (1, 7), (64, 3)])
@@ -227,7 +228,8 @@ def test_subgoal_generator_matches_torch(twins, count, subgoals):
     assert got.shape == (count, subgoals, 20) and np.ptp(got) > 0.01  # not a comparison of constants
 
 
-@pytest.mark.parametrize("codes_shape, message", [((2, 3, 5), "codes: expected shape"), ((2, 2, 8), "subgoals: expected K")])
+@pytest.mark.parametrize("codes_shape, message", [((2, 3, 5), "codes: expected shape"),
+                                                   ((2, 2, 8), "subgoals: expected K")])
 def test_subgoal_generator_bad_inputs_raise_the_same_errors_as_torch(twins, codes_shape, message):
     zero = np.zeros(20, np.float32)
     error = same_error(twins["subgoals"], lambda model: model.propose(zero, zero, np.zeros(codes_shape, np.float32)))
