@@ -5,7 +5,8 @@
     python bench/hierarchy.py --smoke ...        # 2 episodes, 40 steps: checks the wiring only
 
 Rows: flat (MPC toward the goal), hierarchical (generated subgoals, sum cost, replanning, skips),
-hvf (generated, max cost, no replanning, no skips), oracle (shortest-path frames; maze only).
+hvf (generated, max cost, no replanning, no skips), graph (waypoints on a shortest path through
+RUN/graph_nodes.safetensors or --graph-data, latent cost), oracle (shortest-path frames; maze only).
 Each row reports success with its 95% interval, steps to success and the subgoal (re)plan time.
 Writes bench/results/hierarchy.json (or --out).
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from results_io import write_results
 
-ROWS = ("flat", "hierarchical", "hvf", "oracle")
+ROWS = ("flat", "hierarchical", "hvf", "graph", "oracle")
 
 
 def run_row(row: str, env_name: str, run_dir: str, args: argparse.Namespace, out: Path) -> dict:
@@ -29,10 +30,13 @@ def run_row(row: str, env_name: str, run_dir: str, args: argparse.Namespace, out
     from hvp.hierarchy import OracleSubgoals, build_hierarchical, subgoal_strip
     from hvp.sim import make
 
-    mode = {"flat": "none", "hierarchical": "generated", "hvf": "generated", "oracle": "oracle"}[row]
+    mode = {"flat": "none", "hierarchical": "generated", "hvf": "generated", "graph": "graph",
+            "oracle": "oracle"}[row]
+    # graph waypoints are near, where the raw latent distance is the accurate one; the others use the learned distance
     controller, decode = build_hierarchical(run_dir, mode, count=args.subgoal_count, hvf=row == "hvf",
-                                            preset=args.preset, distance_dir=args.distance,
-                                            subgoals_dir=args.subgoals_dir, seed=args.seed, threads=1)
+                                            cost="latent" if row == "graph" else "temporal", preset=args.preset,
+                                            distance_dir=args.distance, subgoals_dir=args.subgoals_dir,
+                                            seed=args.seed, threads=1, graph_data=args.graph_data)
     env = make(env_name, **({"max_steps": args.max_steps} if args.max_steps else {}))
     if mode == "oracle":
         controller = OracleSubgoals(controller, env, args.subgoal_count)
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--distance", help="temporal-distance folder (default: RUN/distance)")
     parser.add_argument("--subgoals-dir", help="subgoal generator folder (default: RUN/subgoals)")
     parser.add_argument("--subgoal-count", type=int, default=3, help="K: 1, 3 or 7")
+    parser.add_argument("--graph-data", help="graph row: HDF5 whose frames are the nodes "
+                                             "(default: RUN/graph_nodes.safetensors)")
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--max-steps", type=int, help="episode length (default: the env's)")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"))
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
     write_results(args.out, args.seed, {"episodes": args.episodes, "preset": args.preset,
                                         "subgoal_count": args.subgoal_count, "max_steps": args.max_steps,
-                                        "rows": results})
+                                        "graph_data": args.graph_data, "rows": results})
     return 0
 
 
