@@ -114,7 +114,7 @@ class EpisodeOutcome:
     act_seconds: tuple[float, ...]  # wall time of each controller.act() call (filter + plan)
 
 
-def _reset_controller(controller: Controller, goal_image: np.ndarray, seed: int) -> dict[str, Any]:
+def reset_controller(controller: Controller, goal_image: np.ndarray, seed: int) -> dict[str, Any]:
     # Controller.reset(goal_image) is the contract; controllers that also take a seed get the episode's own
     if "seed" in inspect.signature(controller.reset).parameters:
         return controller.reset(goal_image, seed=seed)
@@ -151,7 +151,7 @@ def run_episode(env: gym.Env, controller: Controller, seed: int, decode: Decode 
     goal_image = info.get("goal_image", getattr(env.unwrapped, "goal_image", None))
     if goal_image is None:
         raise ValueError("env: expected info['goal_image'] from reset() or an env.goal_image attribute, found neither")
-    state = _reset_controller(controller, goal_image, seed)
+    state = reset_controller(controller, goal_image, seed)
     frames, act_seconds, steps_to_success = [], [], None
     done, steps = False, 0
     while not done:

@@ -52,11 +52,14 @@ class TemporalDistanceConfig(Config):
     depth: int = 2  # hidden layers
     embed_dim: int = 32  # dimensions of the embedding whose Euclidean distance is the step count
     max_steps: int = 80  # K_max: predictions saturate here; training pushes unrelated pairs this far apart
+    detour_hidden: int = 0  # width of the reachability detour MLP (models/reachability.py); 0: a pure metric
 
     def validate(self) -> None:
         for name in ("latent_dim", "hidden_dim", "depth", "embed_dim"):
             require(getattr(self, name) >= 1, "TemporalDistanceConfig.{} must be >= 1 (got {})", name,
                     getattr(self, name))
+        require(self.detour_hidden >= 0, "TemporalDistanceConfig.detour_hidden must be >= 0 (got {}); 0 means none",
+                self.detour_hidden)
         require(self.max_steps >= 2, "TemporalDistanceConfig.max_steps must be >= 2 (got {})", self.max_steps)
 
 
@@ -65,8 +68,11 @@ TemporalDistanceConfig.PRESETS = {"debug": dict(hidden_dim=32, embed_dim=8, max_
 
 
 class TemporalDistanceNet(nn.Module):
-    """Embedding MLP phi on normalized latents; steps(a, b) = min(||phi(a) - phi(b)||, K_max).
+    """Embedding MLP phi on normalized latents; steps(a, b) = min(||phi(a) - phi(b)|| + detour(a, b), K_max).
 
+    The detour (a reachability model's, models/reachability.py) is a non-negative MLP on
+    [phi(a), phi(b)], learned from the controller's outcomes: where the controller cannot
+    go, the distance may exceed what any metric allows; without it, detour = 0.
     forward() returns log(1 + steps) (what the exporter and TorchDistance undo with
     expm1), so the network's output contract did not change with the architecture.
     """
@@ -81,6 +87,13 @@ class TemporalDistanceNet(nn.Module):
             width = config.hidden_dim
         layers.append(nn.Linear(width, config.embed_dim))
         self.embedding = nn.Sequential(*layers)
+        self.detour_net = None
+        if config.detour_hidden:
+            self.detour_net = nn.Sequential(nn.Linear(2 * config.embed_dim, config.detour_hidden), nn.SiLU(),
+                                            nn.Linear(config.detour_hidden, 1))
+            with torch.no_grad():  # start at ~0 extra steps: a fresh detour changes no prediction
+                self.detour_net[-1].weight.mul_(0.01)
+                self.detour_net[-1].bias.fill_(-6.0)
         # latent statistics of the training data: world-model latents have unequal scales per dimension
         self.register_buffer("latent_mean", torch.zeros(config.latent_dim))
         self.register_buffer("latent_std", torch.ones(config.latent_dim))
@@ -94,14 +107,27 @@ class TemporalDistanceNet(nn.Module):
         """latents [N, D] -> embeddings [N, embed_dim], in control steps."""
         return self.embedding((latents - self.latent_mean) / self.latent_std)
 
+    @staticmethod
+    def _metric(embed_a: torch.Tensor, embed_b: torch.Tensor) -> torch.Tensor:
+        return ((embed_a - embed_b).pow(2).sum(-1) + 1e-8).sqrt()  # the offset keeps the gradient finite at a == b
+
     def uncapped_steps(self, latents_a: torch.Tensor, latents_b: torch.Tensor) -> torch.Tensor:
         """latents_a [N, D], latents_b [N, D] (or broadcastable) -> ||phi(a) - phi(b)|| [N], not capped (training)."""
-        squared = (self.embed(latents_a) - self.embed(latents_b)).pow(2).sum(-1)
-        return (squared + 1e-8).sqrt()  # the offset keeps the gradient finite at a == b
+        return self._metric(self.embed(latents_a), self.embed(latents_b))
+
+    def reach_steps(self, latents_a: torch.Tensor, latents_b: torch.Tensor) -> torch.Tensor:
+        """The metric distance plus the detour (when there is one) [N], not capped: steps for the controller."""
+        embed_a, embed_b = self.embed(latents_a), self.embed(latents_b)
+        steps = self._metric(embed_a, embed_b)
+        if self.detour_net is None:
+            return steps
+        pair = torch.cat(torch.broadcast_tensors(embed_a, embed_b), -1)
+        # scaled so that a few units of pre-activation span the step range
+        return steps + self.config.max_steps / 10 * nn.functional.softplus(self.detour_net(pair)).squeeze(-1)
 
     def forward(self, latents_a: torch.Tensor, latents_b: torch.Tensor) -> torch.Tensor:
         """latents_a [N, D], latents_b [N, D] (or broadcastable) -> log(1 + steps) float32 [N], steps <= K_max."""
-        return torch.log1p(self.uncapped_steps(latents_a, latents_b).clamp(max=self.config.max_steps))
+        return torch.log1p(self.reach_steps(latents_a, latents_b).clamp(max=self.config.max_steps))
 
 
 class TorchDistance:
