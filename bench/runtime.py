@@ -1,16 +1,19 @@
-"""One latent-MPC plan step and imagine() alone: torch eager (TorchRuntime) vs onnxruntime (OnnxRuntime).
+"""One latent-MPC plan step and imagine() alone: torch eager, torch traced (TorchRuntime) and onnxruntime.
 
     python bench/runtime.py                              # cpu-preset RSSM, random weights
     python bench/runtime.py --run runs/maze-easy         # a trained run (exported to a temp folder)
     python bench/runtime.py --threads 2 1                # each thread count in turn
 
-Both runtimes get the same model, the same images and the same planner seed; calls are
-interleaved (torch, onnx, torch, ...) so background load hits both alike. A plan step is
+Every runtime gets the same model, the same images and the same planner seed; calls are
+interleaved (torch, torch_traced, onnx, torch, ...) so background load hits all alike. "torch" is
+eager PyTorch (TorchRuntime(traced=False)); "torch_traced" is TorchRuntime's default, imagine()
+through a traced, frozen rollout. A plan step is
 LatentMPC.act() with a replan every step: observe one image, CEM N=128 x I=3 over H=10
 (3 imagine() calls of 128 sequences), plus the imagine() of the kept plan. Also timed:
 imagine() alone at N=128 and N=1 (the N=1 time is per-op overhead, not arithmetic), and
 onnxruntime's per-step imagine against one graph unrolled over a fixed H=10.
-Target (issue 6): onnxruntime >= 1.5x faster on 2 cores. Writes bench/results/runtime.json.
+Targets: onnxruntime >= 1.5x faster than torch eager on 2 cores (issue 6); a plan step <= 25 ms
+median (issue 4). Writes bench/results/runtime.json.
 """
 from __future__ import annotations
 
@@ -79,7 +82,9 @@ def bench_threads(run: str, onnx_dir: Path, work: Path, threads: int, steps: int
     from hvp.models.runtime import load_runtime
     from hvp.real.onnx_runtime import OnnxRuntime
 
-    runtimes = {"torch": load_runtime(run, device="cpu", threads=threads), "onnx": OnnxRuntime(onnx_dir, threads=threads)}
+    runtimes = {"torch": load_runtime(run, device="cpu", threads=threads, traced=False),
+                "torch_traced": load_runtime(run, device="cpu", threads=threads),
+                "onnx": OnnxRuntime(onnx_dir, threads=threads)}
     rng = np.random.default_rng(seed)
     shape = runtimes["onnx"].image_shape
     goal, image = (rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(2))
@@ -103,15 +108,19 @@ def bench_threads(run: str, onnx_dir: Path, work: Path, threads: int, steps: int
     unrolled = timings_ms({"onnx_step_graph": lambda: runtimes["onnx"].imagine(belief, actions[POPULATION]),
                            "onnx_unrolled_h10": lambda: session.run(None, feeds)}, 5 * steps)
     ratio = plan["torch"]["median_ms"] / plan["onnx"]["median_ms"]
-    print(f"threads {threads}: plan step torch {plan['torch']['median_ms']:.1f} ms (p95 {plan['torch']['p95_ms']:.1f}) | "
-          f"onnx {plan['onnx']['median_ms']:.1f} ms (p95 {plan['onnx']['p95_ms']:.1f}) | onnx {ratio:.2f}x faster")
-    print(f"  imagine N={POPULATION} H={HORIZON}: torch {imagine[f'torch_n{POPULATION}']['median_ms']:.2f} ms, "
-          f"onnx {imagine[f'onnx_n{POPULATION}']['median_ms']:.2f} ms; N=1: torch {imagine['torch_n1']['median_ms']:.2f}"
-          f" ms, onnx {imagine['onnx_n1']['median_ms']:.2f} ms; onnx unrolled H=10 graph "
-          f"{unrolled['onnx_unrolled_h10']['median_ms']:.2f} ms vs step graph {unrolled['onnx_step_graph']['median_ms']:.2f} ms")
+    print(f"threads {threads}: plan step " + " | ".join(
+        f"{name} {plan[name]['median_ms']:.1f} ms (p95 {plan[name]['p95_ms']:.1f})" for name in runtimes)
+        + f" | onnx {ratio:.2f}x faster than torch eager")
+    print(f"  imagine N={POPULATION} H={HORIZON}: " + ", ".join(
+        f"{name} {imagine[f'{name}_n{POPULATION}']['median_ms']:.2f} ms" for name in runtimes) + "; N=1: " + ", ".join(
+        f"{name} {imagine[f'{name}_n1']['median_ms']:.2f} ms" for name in runtimes)
+        + f"; onnx unrolled H=10 graph {unrolled['onnx_unrolled_h10']['median_ms']:.2f} ms vs step graph "
+        f"{unrolled['onnx_step_graph']['median_ms']:.2f} ms")
     return {"threads": threads, "plan_step": plan, "plan_speedup_onnx_over_torch": round(ratio, 2),
+            "plan_speedup_traced_over_torch": round(plan["torch"]["median_ms"] / plan["torch_traced"]["median_ms"], 2),
             "imagine": imagine, "imagine_onnx_graphs": unrolled,
-            "first_action_difference": float(np.max(np.abs(first["torch"] - first["onnx"])))}
+            "first_action_difference": {name: float(np.max(np.abs(first["torch"] - first[name])))
+                                        for name in runtimes if name != "torch"}}
 
 
 def main() -> int:

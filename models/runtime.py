@@ -55,7 +55,8 @@ class TorchRuntime:
     build a new runtime after changing the weights.
     """
 
-    def __init__(self, model: RSSM, device: str | torch.device | None = None, threads: int | None = None) -> None:
+    def __init__(self, model: RSSM, device: str | torch.device | None = None, threads: int | None = None,
+                 traced: bool = True) -> None:
         if not isinstance(model, RSSM):
             raise TypeError(f"model: expected an RSSM, got {type(model).__name__}")
         # one thread by default: the planner's batched rollouts are small, and two threads measured 2.7x slower per
@@ -69,11 +70,14 @@ class TorchRuntime:
         self.action_dim = config.action_dim
         self.latent_dim = config.latent_dim
         self._deter = config.deter_dim
+        self.traced = traced  # False: imagine() runs the eager model (what bench/runtime.py compares against)
         self._rollouts: dict[int, torch.jit.ScriptModule] = {}  # horizon H -> traced, frozen rollout
 
     def _rollout(self, deter: torch.Tensor, stoch: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """RSSM.rollout through a graph traced once per horizon and frozen (weights inlined): about a fifth less
         time per imagine() than eager on one thread, where per-op overhead dominates the small matmuls."""
+        if not self.traced:
+            return self.model.rollout(deter, stoch, actions)
         horizon = actions.shape[1]
         if horizon not in self._rollouts:  # tracing unrolls the loop over H; the batch axis stays free
             traced = torch.jit.trace(_Rollout(self.model).eval(), (deter, stoch, actions))
@@ -168,9 +172,10 @@ class TorchRuntime:
         return np.concatenate([state["deter"], state["stoch"]], axis=-1)
 
 
-def load_runtime(run_dir: str, device: str | torch.device | None = None, threads: int | None = None) -> TorchRuntime:
+def load_runtime(run_dir: str, device: str | torch.device | None = None, threads: int | None = None,
+                 traced: bool = True) -> TorchRuntime:
     """A TorchRuntime over the RSSM saved in `run_dir` by hvp train."""
     kind, model, _ = load_model(run_dir)
     if kind != "rssm":
         raise CheckpointError(f"run_dir: {run_dir!r} holds a {kind!r} model; a ModelRuntime needs an 'rssm' run")
-    return TorchRuntime(model, device=device, threads=threads)
+    return TorchRuntime(model, device=device, threads=threads, traced=traced)
