@@ -72,7 +72,8 @@ def build_cost(name: str, runtime: Any, distance_dir: str | Path | None = None) 
 def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "temporal", *, preset: str = "cpu",
                      horizon: int | None = None, seed: int = 0, device: str | None = None,
                      threads: int | None = None, distance_dir: str | Path | None = None,
-                     optimizer_overrides: Mapping[str, Any] | None = None) -> tuple[Controller, Decode | None]:
+                     optimizer_overrides: Mapping[str, Any] | None = None,
+                     gradient_steps: int = 0) -> tuple[Controller, Decode | None]:
     """-> (controller, decode of its imagined latents for videos, or None) for the world model in `run_dir`.
 
     `planner` is an optimizer name (hvp.planners.OPTIMIZERS) or "random-actions".
@@ -90,7 +91,8 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
     from hvp.deploy import mpc_controller
 
     cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR)
-    return mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides), runtime.decode
+    return (mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides, gradient_steps),
+            runtime.decode)
 
 
 # -- evaluation ---------------------------------------------------------------------------------

@@ -74,15 +74,17 @@ def planning_cost(name: str, model_dir: str | os.PathLike, threads: int | None =
 
 def mpc_controller(runtime: ModelRuntime, cost: CostTerm, planner: str = "cem", preset: str = "cpu",
                    horizon: int | None = None, seed: int = 0,
-                   optimizer_overrides: Mapping[str, Any] | None = None) -> Controller:
-    """A LatentMPC over `runtime` with a registered optimizer (hvp.planners.OPTIMIZERS) and `cost`.
+                   optimizer_overrides: Mapping[str, Any] | None = None, gradient_steps: int = 0) -> Controller:
+    """A LatentMPC over `runtime` with a registered optimizer (hvp.planners.OPTIMIZERS) and `cost`; with
+    `gradient_steps`, each plan is polished by that many Adam steps through the model (torch runtimes only).
 
     The one place a flat controller is assembled: the lab (hvp.agent), the playground and the robot use it.
     """
     from hvp.planners import make_optimizer
     from hvp.planners.mpc import LatentMPC, MPCConfig
 
-    config = MPCConfig.preset(preset, seed=seed, **({"horizon": horizon} if horizon else {}))
+    config = MPCConfig.preset(preset, seed=seed, gradient_steps=gradient_steps,
+                              **({"horizon": horizon} if horizon else {}))
     optimizer = make_optimizer(planner, preset=preset, **dict(optimizer_overrides or {}))
     return LatentMPC(runtime, optimizer, cost, config)
 

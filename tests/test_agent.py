@@ -93,3 +93,25 @@ def test_wilson_interval_matches_known_values():
     assert low == pytest.approx(0.7864, abs=1e-3) and high == pytest.approx(0.9565, abs=1e-3)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_gradient_steps_polish_plans_of_the_torch_model_and_refuse_the_pixel_cost(run_dir, maze_env, tmp_path):
+    from hvp.cli import main
+
+    obs, _ = maze_env.reset(seed=0)
+    goal = maze_env.unwrapped.goal_image
+    plan_costs = {}
+    for steps in (0, 4):  # the same seeded CEM, then polished: never dearer
+        controller, _ = build_controller(run_dir, "cem", "temporal", preset="debug", horizon=3, gradient_steps=steps)
+        assert controller.config.gradient_steps == steps
+        state, action = controller.act(controller.reset(goal), obs)
+        plan_costs[steps] = state["plan_cost"]
+        assert np.all(np.abs(action) <= 1)
+    assert plan_costs[4] <= plan_costs[0]
+    with pytest.raises(TypeError, match="gradient_steps: the cost"):
+        build_controller(run_dir, "cem", "pixel", preset="debug", gradient_steps=2)
+    out = tmp_path / "plan"
+    assert main(["plan", "--env", "maze-easy", "--model", run_dir, "--cost", "latent", "--preset", "debug",
+                 "--gradient-steps", "2", "--episodes", "1", "--max-steps", "2", "--videos", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["gradient_steps"] == 2

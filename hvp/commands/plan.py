@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")
     parser.add_argument("--population", type=int, help="samples per iteration N (overrides the preset)")
     parser.add_argument("--iterations", type=int, help="optimizer iterations I (overrides the preset)")
+    parser.add_argument("--gradient-steps", type=int, default=0,
+                        help="flat MPC: Adam steps polishing each plan through the model's gradients (0: off)")
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes")
     parser.add_argument("--seed", type=int, default=0, help="episode i is seeded seed + i (env and planner)")
     parser.add_argument("--max-steps", type=int, help="episode length limit (default: the env's)")
@@ -60,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
     controller, decode = build_controller(args.model, args.planner, args.cost, preset=args.preset,
                                           horizon=args.horizon, seed=args.seed, device=args.device,
                                           threads=args.threads, distance_dir=args.distance,
-                                          optimizer_overrides=overrides)
+                                          optimizer_overrides=overrides, gradient_steps=args.gradient_steps)
     env = make(args.env, **({"max_steps": args.max_steps} if args.max_steps else {}))
     out = Path(args.out or Path(args.model) / f"plan_{args.planner}_{args.cost}")
     meta = {"env": args.env, "model": args.model, "planner": args.planner, "cost": args.cost, "preset": args.preset,
-            **overrides, "horizon": args.horizon}
+            **overrides, "horizon": args.horizon, "gradient_steps": args.gradient_steps}
     try:
         summary = evaluate(env, controller, args.episodes, args.seed, out, args.videos, decode,
                            progress=not args.no_progress, meta=meta)
