@@ -27,3 +27,15 @@ def test_unknown_and_duplicate_names():
         registry.register("a", list)
     registry.register("a", list, overwrite=True)
     assert registry.make("a") == []
+
+
+def test_envs_verb_lists_every_task_in_aligned_columns(capsys):
+    from hvp.cli import main
+    from hvp.sim import ENVS
+
+    assert main(["envs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert set(rows) == set(ENVS.names())
+    assert all(len(row) == 5 for row in rows.values())  # no name runs into its backend column
+    assert rows["maze-hard"][1:] == ["mujoco", "64x64", "2", "150"]

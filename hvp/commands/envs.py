@@ -13,13 +13,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from hvp.sim import ENVS
 
-    header = f"{'task':<18}{'backend':<11}{'image':<9}{'action':>7}{'horizon':>9}"
+    names = ENVS.names()
+    width = max(len("task"), *map(len, names)) + 2  # a task name never runs into the next column
+    header = f"{'task':<{width}}{'backend':<11}{'image':<9}{'action':>7}{'horizon':>9}"
     print(header)
     print("-" * len(header))
-    for name in ENVS.names():
-        entry = ENVS.entry(name)
-        info = entry.info
-        line = f"{name:<18}{info.get('backend', '?'):<11}{info.get('image', '?'):<9}{info.get('action_dim', '?'):>7}{info.get('horizon', '?'):>9}"
+    for name in names:
+        info = ENVS.entry(name).info
+        line = (f"{name:<{width}}{info.get('backend', '?'):<11}{info.get('image', '?'):<9}"
+                f"{info.get('action_dim', '?'):>7}{info.get('horizon', '?'):>9}")
         if args.check:
             line += "  " + _check(name)
         print(line)
