@@ -57,12 +57,14 @@ def write_report(out: str | Path, rows: Sequence[Row], errors: Mapping[tuple[str
     # success vs prediction error: flat cells only, so the controller is the same and the model varies
     error_key, error_label = _error_axis(errors)
     figure, axis = plt.subplots(figsize=(5.5, 4))
-    for planner in sorted({row["planner"] for row in done}):
+    planners = sorted({row["planner"] for row in done})
+    for index, planner in enumerate(planners):
         points = [(_number(errors[(row["model"], row["task"])][error_key]), float(row["success_rate"]), row["model"])
                   for row in done if row["planner"] == planner and row["mode"] == "flat"
                   and (row["model"], row["task"]) in errors]
-        if points:
-            axis.scatter([p[0] for p in points], [p[1] for p in points], label=planner)
+        if points:  # shrinking markers, so planners with equal results stay visible on top of each other
+            axis.scatter([p[0] for p in points], [p[1] for p in points], label=planner, marker="os^Dv"[index % 5],
+                         s=150 / (1 + index), alpha=0.8)
             for x, y, model in points:
                 axis.annotate(model, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     axis.set(xlabel=error_label, ylabel="success rate", ylim=(-0.05, 1.05), title="success vs prediction error")
