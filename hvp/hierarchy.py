@@ -33,7 +33,7 @@ GRAPH_REACH_STEPS = 1.0  # graph mode: a waypoint is reached within this many La
 def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, count: int = 3, hvf: bool = False,
                        planner: str = "cem", cost: str = "temporal", preset: str = "cpu",
                        distance_dir: str | Path | None = None, subgoals_dir: str | Path | None = None,
-                       seed: int = 0, threads: int | None = None, chain_cost: str | None = None,
+                       reachability_dir: str | Path | None = None, seed: int = 0, threads: int | None = None, chain_cost: str | None = None,
                        graph_data: str | Path | None = None, graph_size: int = GRAPH_SIZE,
                        graph_stride: int = GRAPH_STRIDE, graph_config: Mapping[str, Any] | None = None,
                        overrides: Mapping[str, Any] | None = None) -> tuple[Any, Decode]:
@@ -41,7 +41,9 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
 
     subgoals: generated (CVAE in `subgoals_dir`, default RUN/subgoals) | graph (nodes are every `graph_stride`-th
     frame of whole episodes of the `graph_data` HDF5, up to `graph_size`, or without it RUN/graph_nodes.safetensors)
-    | oracle (images given to reset) | none (flat MPC). The rest: hierarchical_controller.
+    | oracle (images given to reset) | none (flat MPC). `reachability_dir` (hvp refine-reachability): the high
+    level scores chains and reached subgoals with it instead of the distance the low level plans with.
+    The rest: hierarchical_controller.
     """
     from hvp.agent import DISTANCE_DIR, build_controller
     from hvp.models.subgoal import load_subgoals
@@ -49,7 +51,7 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
 
     low, decode = build_controller(run_dir, planner, cost, preset=preset, seed=seed, device="cpu", threads=threads,
                                    distance_dir=distance_dir)
-    distance = load_distance(distance_dir or Path(run_dir) / DISTANCE_DIR)
+    distance = load_distance(reachability_dir or distance_dir or Path(run_dir) / DISTANCE_DIR)
     generator, nodes = None, None
     if subgoals == "generated":
         generator = load_subgoals(subgoals_dir or Path(run_dir) / SUBGOALS_DIR)

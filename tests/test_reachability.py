@@ -104,3 +104,7 @@ def test_refine_reachability_verb_records_outcomes_and_scores_before_and_after(d
     assert load_distance(out).net.detour_net is not None
     assert main(arguments) == 0  # again: the recorded outcomes are reused, not collected anew
     assert "reusing 6 attempts" in capsys.readouterr().out
+    # the high level of a hierarchical controller plans with it
+    assert main(["plan", "--env", "maze-easy", "--model", debug_run, "--hierarchical", "--subgoals", "none",
+                 "--reachability", str(out), "--cost", "latent", "--preset", "debug", "--episodes", "1",
+                 "--max-steps", "2", "--videos", "0", "--out", str(tmp_path / "plan"), "--no-progress"]) == 0

@@ -13,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="optimizer (random, cem, icem, mppi, cmaes) or random-actions (baseline)")
     parser.add_argument("--cost", default="temporal", help="latent | temporal (needs MODEL/distance) | pixel")
     parser.add_argument("--distance", help="temporal-distance folder (default: MODEL/distance)")
+    parser.add_argument("--reachability", help="hierarchical: the high level's distance, refined on controller "
+                                               "outcomes (hvp refine-reachability; default: --distance)")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")
     parser.add_argument("--population", type=int, help="samples per iteration N (overrides the preset)")
@@ -95,6 +97,7 @@ def run_hierarchical(args: argparse.Namespace) -> int:
     controller, decode = build_hierarchical(args.model, args.subgoals, count=args.subgoal_count, hvf=args.hvf,
                                             planner=args.planner, cost=args.cost, preset=args.preset,
                                             distance_dir=args.distance, subgoals_dir=args.subgoals_dir,
+                                            reachability_dir=args.reachability,
                                             seed=args.seed, threads=args.threads, chain_cost=args.chain_cost,
                                             graph_data=args.graph_data, **graph_options(args))
     env = make(args.env, **({"max_steps": args.max_steps} if args.max_steps else {}))
