@@ -40,6 +40,8 @@ def test_encoder_decoder_mode_changes_only_the_observation_model(rssm_run, shift
     assert all(np.array_equal(before[n], after[n]) for n in before if n.startswith(DYNAMICS_MODULES))
     _, model, config_json = load_model(tmp_path / "ft")
     assert config_json["env_args"]["finetuned_from"] == rssm_run and config_json["env_args"]["robot"]["shift"] == "strong"
+    # the frozen prior cannot move: the whole KL trained the posterior, and the saved run keeps its own balance
+    assert summary["kl_balance"] == 0.0 and model.config.kl_balance == load_model(rssm_run)[1].config.kl_balance
 
 
 def test_early_stopping_keeps_the_best_weights_when_held_out_loss_worsens(rssm_run, shifted_dataset, tmp_path):
