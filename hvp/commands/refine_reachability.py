@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     for split in ("train", "held_out"):
         for when in ("before", "after"):
             score = record[when][split]
-            print(f"{split:>9} {when:>6}: reach accuracy {score['reach_accuracy']:.2f}, Spearman {score['spearman']:.2f}, "
+            print(f"{split:>9} {when:>6}: reach accuracy {score['reach_accuracy']:.2f}, AUC {score['reach_auc']:.2f}, "
+                  f"Spearman {score['spearman']:.2f}, "
                   f"MAE (reached) {score['mae_reached_steps']:.1f} steps, median prediction reached "
                   f"{score['predicted_median_reached']:.1f} / unreached {score['predicted_median_unreached']:.1f}")
     print(f"reachability model -> {out} (hvp plan --distance {out}); report {out / 'report.json'}")

@@ -85,3 +85,18 @@ def test_a_distance_with_a_detour_exports_to_onnx_exactly(tmp_path, targets):
         metric = net.uncapped_steps(torch.from_numpy(a), torch.from_numpy(b)).clamp(max=net.config.max_steps).numpy()
     assert np.all(expected >= metric - 1e-5) and np.any(expected > metric + 0.5)
     np.testing.assert_allclose(OnnxDistance(tmp_path, threads=1).steps(a, b), expected, atol=1e-4, rtol=1e-5)
+
+
+def test_reach_auc_ranks_unreached_attempts_above_reached_ones():
+    class Fixed:  # a Distance that predicts the given steps, whatever the latents
+        def __init__(self, steps):
+            self.values = np.asarray(steps, np.float32)
+
+        def steps(self, latents_a, latents_b):
+            return self.values
+
+    latents = np.zeros((4, DIM), np.float32)
+    outcomes = Outcomes(latents, latents, np.array([2, 3, 15, 15], np.float32), np.array([1, 1, 0, 0], bool), BUDGET)
+    assert score_reachability(Fixed([1, 2, 8, 9]), outcomes)["reach_auc"] == 1.0
+    assert score_reachability(Fixed([8, 9, 1, 2]), outcomes)["reach_auc"] == 0.0
+    assert score_reachability(Fixed([5, 5, 5, 5]), outcomes)["reach_auc"] == 0.5
