@@ -60,10 +60,11 @@ def test_cli_full_finetune_exports_onnx_and_refuses_bad_inputs(rssm_run, shifted
     with pytest.raises(SystemExit, match="--sim-data"):
         main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "x"), "--sim-fraction", "0.5"])
     assert main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "ft"), "--preset", "debug",
-                 "--threads", "1", "--export"]) == 0
+                 "--threads", "1", "--export", "--kl-balance", "0.5"]) == 0
     manifest = json.loads((tmp_path / "ft" / "onnx" / "manifest.json").read_text())
     assert "rssm" in manifest["models"]
-    assert json.loads((tmp_path / "ft" / "finetune.json").read_text())["config"]["mode"] == "full"
+    summary = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert summary["config"]["mode"] == "full" and summary["kl_balance"] == 0.5
     with pytest.raises(SystemExit, match="already holds a model"):
         main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "ft"), "--preset", "debug"])
     small = tmp_path / "small.hdf5"
