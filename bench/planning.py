@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from results_io import write_results
 
 CLOSE = 0.3  # "close pairs": true distance under this (arena units; the arena is 2 wide)
 TARGETS = {"maze-easy": 0.9, "push": 0.7}
@@ -135,8 +135,7 @@ def main() -> int:
     models, data = dict(m.split("=", 1) for m in args.model), dict(d.split("=", 1) for d in args.data)
     work = Path(tempfile.mkdtemp(prefix="hvp-bench-planning-"))
     budget = dict(population=128, iterations=3)  # equal sample budget for every optimizer: N=128 x I=3, H=10
-    results = {"command": " ".join(sys.argv), "cores": len(os.sched_getaffinity(0)), "seed": args.seed,
-               "budget": {**budget, "horizon": 10}, "envs": {}}
+    results = {"budget": {**budget, "horizon": 10}, "threads": 1, "envs": {}}
     for env_name in args.envs:
         started = time.perf_counter()
         if args.smoke and env_name not in models:
@@ -179,9 +178,7 @@ def main() -> int:
         env.close()
         results["envs"][env_name] = row
         print(json.dumps({env_name: row}, indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    print(f"written to {args.out}")
+        write_results(args.out, args.seed, results)  # after every env: a stopped run keeps what it measured
     return 0
 
 
