@@ -184,7 +184,8 @@ def test_one_hierarchical_episode_on_maze_hard_end_to_end(tmp_path):
     import imageio.v2 as imageio
 
     from hvp.cli import main
-    from hvp.data import TrajectoryDataset
+    from hvp.data import TrajectoryDataset, save_trajectories
+    from hvp.hierarchy import GRAPH_NODES_FILE, load_graph_nodes
     from hvp.models.fit import fit
     from hvp.models.fit_distance import train_distance
     from hvp.models.subgoal import train_subgoals
@@ -207,3 +208,14 @@ def test_one_hierarchical_episode_on_maze_hard_end_to_end(tmp_path):
     assert (out / "episode_000.mp4").stat().st_size > 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["subgoals"] == "generated" and summary["per_episode"][0]["steps"] == 6
+    # graph mode from nodes written by hvp graph-nodes: 6 episodes of 25 frames, every 4th (0, 4, ..., 24)
+    data = tmp_path / "data.hdf5"
+    save_trajectories(episodes, data, {"env_name": "maze-hard", "env_kwargs": {}})
+    assert main(["graph-nodes", str(run), "--data", str(data), "--stride", "4"]) == 0
+    nodes, stride = load_graph_nodes(run / GRAPH_NODES_FILE)
+    assert stride == 4 and nodes["latents"].dtype == np.float16 and len(nodes["latents"]) == 6 * 7
+    assert main(["plan", "--env", "maze-hard", "--model", str(run), "--hierarchical", "--subgoals", "graph",
+                 "--cost", "latent", "--preset", "debug", "--episodes", "1", "--max-steps", "6", "--videos", "0",
+                 "--threads", "1", "--no-progress", "--out", str(tmp_path / "graph")]) == 0
+    summary = json.loads((tmp_path / "graph" / "summary.json").read_text())
+    assert summary["subgoals"] == "graph" and summary["per_episode"][0]["steps"] == 6
