@@ -28,6 +28,7 @@ from hvp.config import Config, ConfigError, require
 
 MODES = ("flat", "hierarchical")
 COSTS = ("latent", "temporal", "pixel")
+SUBGOAL_SOURCES = ("generated", "graph", "auto")
 CELL_KEY = ("model", "planner", "task", "mode", "cost", "preset", "episodes", "seed")
 RESULT_FIELDS = (*CELL_KEY, "status", "reason", "successes", "success_rate", "ci_low", "ci_high",
                  "steps_to_success_median", "step_ms_median", "step_ms_p95", "seconds")
@@ -43,6 +44,7 @@ class Grid(Config):
     modes: tuple = MODES  # flat latent MPC and/or the hierarchical controller
     held_out: dict = dataclasses.field(default_factory=dict)  # task -> held-out HDF5 for prediction error
     cost: str = "latent"  # planning cost; "temporal" uses RUN/distance of each model
+    subgoals: str = "generated"  # hierarchical cells: generated (RUN/subgoals), graph (RUN/graph_nodes) or auto
     preset: str = "cpu"  # optimizer and MPC sizes (debug, cpu, gpu)
     episodes: int = 5  # evaluation episodes per cell, seeds seed .. seed + episodes - 1
     seed: int = 0
@@ -60,6 +62,8 @@ class Grid(Config):
         unknown = sorted(set(self.modes) - set(MODES))
         require(not unknown, "modes: expected entries from {}, got {}", MODES, unknown)
         require(self.cost in COSTS, "cost: expected one of {}, got {!r}", COSTS, self.cost)
+        require(self.subgoals in SUBGOAL_SOURCES, "subgoals: expected one of {}, got {!r}", SUBGOAL_SOURCES,
+                self.subgoals)
         require(self.episodes >= 1, "episodes: expected >= 1 (got {})", self.episodes)
         require(self.max_steps >= 0 and self.threads >= 1, "max_steps >= 0 and threads >= 1 expected (got {}, {})",
                 self.max_steps, self.threads)
@@ -140,8 +144,8 @@ def run_cell(grid: Grid, cell: dict[str, Any], runtime: Any, env: Any) -> dict[s
     else:
         try:
             controller = hierarchical_controller(str(grid.models[cell["model"]]), cell["planner"], grid.cost,
-                                                 preset=grid.preset, seed=grid.seed, distance_dir=distance_dir,
-                                                 threads=grid.threads)
+                                                 subgoals=grid.subgoals, preset=grid.preset, seed=grid.seed,
+                                                 distance_dir=distance_dir, threads=grid.threads)
         except (NotImplementedError, FileNotFoundError) as err:  # not built yet, or this run lacks a subgoal model
             return {**cell, "status": "skipped", "reason": str(err)}
     summary = evaluate(env, controller, grid.episodes, grid.seed, progress=False)

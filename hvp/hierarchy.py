@@ -51,7 +51,9 @@ def build_hierarchical(run_dir: str | Path, subgoals: str = "generated", *, coun
 
     low, decode = build_controller(run_dir, planner, cost, preset=preset, seed=seed, device="cpu", threads=threads,
                                    distance_dir=distance_dir)
-    distance = load_distance(reachability_dir or distance_dir or Path(run_dir) / DISTANCE_DIR)
+    # graph mode judges progress with the graph's own latent distance: a run needs no distance/ for it
+    distance = None if subgoals == "graph" else load_distance(reachability_dir or distance_dir
+                                                              or Path(run_dir) / DISTANCE_DIR)
     generator, nodes = None, None
     if subgoals == "generated":
         generator = load_subgoals(subgoals_dir or Path(run_dir) / SUBGOALS_DIR)

@@ -14,7 +14,6 @@ hvp.extension.MODELS or an object are all accepted wherever `model` appears.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,7 +28,6 @@ from hvp.simulate import simulate
 
 __all__ = ["simulate", "save_trajectories", "load_model", "observe", "predict", "mpc_controller",
            "hierarchical_controller", "plan_to_goal"]
-HIERARCHY_MODULE = "hvp.hierarchy"
 
 
 def load_model(model: Any, **kwargs: Any) -> Any:
@@ -84,31 +82,33 @@ def mpc_controller(runtime: Any, planner: str = "cem", cost: str = "latent", *, 
                                  optimizer_overrides)
 
 
-def hierarchical_controller(run_dir: Any, planner: str = "cem", cost: str = "temporal", *, preset: str = "cpu",
-                            seed: int = 0, distance_dir: str | os.PathLike | None = None, threads: int | None = None,
-                            **options: Any) -> Controller:
-    """The subgoal hierarchy of hvp/hierarchy.py over the run in `run_dir` (world model, RUN/distance, RUN/subgoals).
+def hierarchical_controller(run_dir: Any, planner: str = "cem", cost: str = "temporal", *, subgoals: str = "auto",
+                            preset: str = "cpu", seed: int = 0, distance_dir: str | os.PathLike | None = None,
+                            threads: int | None = None, **options: Any) -> Controller:
+    """The subgoal hierarchy of hvp/hierarchy.py over the run in `run_dir` (world model, RUN/distance and its subgoal
+    source). subgoals: "graph" (RUN/graph_nodes.safetensors from hvp graph-nodes; plan it with cost "latent"),
+    "generated" (RUN/subgoals from hvp train-subgoals), or "auto": graph when the run has nodes, else generated.
 
-    NotImplementedError when hvp/hierarchy.py is absent or `run_dir` is not a run directory; FileNotFoundError
-    naming the folder and the command that makes it when the run lacks its distance or subgoal model.
+    NotImplementedError when `run_dir` is not a run directory (a registered model plans flat); FileNotFoundError
+    naming the file and the command that makes it when the run lacks what the mode needs.
     """
-    try:
-        hierarchy = importlib.import_module(HIERARCHY_MODULE)
-    except ModuleNotFoundError as err:
-        if err.name != HIERARCHY_MODULE:
-            raise
-        raise NotImplementedError("hierarchical=True needs hvp/hierarchy.py (the subgoal hierarchy), which this "
-                                  "installation does not have yet; use hierarchical=False for flat latent MPC") from err
+    from hvp import hierarchy
+
     if not isinstance(run_dir, (str, os.PathLike)) or not Path(run_dir).is_dir():
-        raise NotImplementedError(f"hierarchical=True builds from a run directory (world model, distance/, subgoals/); "
-                                  f"got {type(run_dir).__name__}, so plan flat with this model")
-    needed = {Path(distance_dir) if distance_dir else Path(run_dir) / "distance": "hvp train-distance",
-              Path(run_dir) / hierarchy.SUBGOALS_DIR: "hvp train-subgoals"}
-    for folder, command in needed.items():
-        if not folder.is_dir():
-            raise FileNotFoundError(f"model: hierarchical planning needs {folder}; make it with {command}")
-    controller, _ = hierarchy.build_hierarchical(run_dir, planner=planner, cost=cost, preset=preset, seed=seed,
-                                                 distance_dir=distance_dir, threads=threads, **options)
+        raise NotImplementedError(f"hierarchical=True builds from a run directory (world model, distance/, subgoals/ "
+                                  f"or graph nodes); got {type(run_dir).__name__}, so plan flat with this model")
+    nodes = Path(run_dir) / hierarchy.GRAPH_NODES_FILE
+    if subgoals == "auto":
+        subgoals = "graph" if nodes.is_file() else "generated"
+    needed = {"graph": {nodes: "hvp graph-nodes RUN --data DATA.hdf5"},
+              "generated": {Path(distance_dir) if distance_dir else Path(run_dir) / "distance": "hvp train-distance",
+                            Path(run_dir) / hierarchy.SUBGOALS_DIR: "hvp train-subgoals"}}.get(subgoals, {})
+    for path, command in needed.items():
+        if not path.exists():
+            raise FileNotFoundError(f"model: hierarchical planning with {subgoals} subgoals needs {path}; make it "
+                                    f"with {command}")
+    controller, _ = hierarchy.build_hierarchical(run_dir, subgoals, planner=planner, cost=cost, preset=preset,
+                                                 seed=seed, distance_dir=distance_dir, threads=threads, **options)
     return controller
 
 
@@ -126,10 +126,11 @@ class _GoalOverride(gym.Wrapper):
 
 def plan_to_goal(env: str | gym.Env, model: Any, goal_image: np.ndarray | None = None, *, planner: str = "cem",
                  cost: str = "latent", preset: str = "cpu", horizon: int | None = None, max_steps: int | None = None,
-                 seed: int = 0, hierarchical: bool = False, distance_dir: str | os.PathLike | None = None,
-                 record: bool = False) -> dict[str, Any]:
+                 seed: int = 0, hierarchical: bool = False, subgoals: str = "auto",
+                 distance_dir: str | os.PathLike | None = None, record: bool = False) -> dict[str, Any]:
     """One closed-loop episode of `env` (a registered name or an Env) toward `goal_image` uint8 [h, w, 3]
-    (default: the env's own goal for `seed`), planned on `model`.
+    (default: the env's own goal for `seed`), planned on `model`: flat latent MPC, or with `hierarchical` subgoals
+    from a run directory (`subgoals`: "auto", "graph" or "generated", see hierarchical_controller).
 
     -> {"success", "steps", "steps_to_success", "final_distance", "act_ms": float [steps], "frames"}; success and
     distance grade the env's own goal, so with your own `goal_image` judge the frames (record=True: uint8
@@ -139,8 +140,8 @@ def plan_to_goal(env: str | gym.Env, model: Any, goal_image: np.ndarray | None =
 
     runtime = load_model(model)
     if hierarchical:
-        controller = hierarchical_controller(model, planner, cost, preset=preset, seed=seed, distance_dir=distance_dir,
-                                             threads=getattr(runtime, "threads", None))
+        controller = hierarchical_controller(model, planner, cost, subgoals=subgoals, preset=preset, seed=seed,
+                                             distance_dir=distance_dir, threads=getattr(runtime, "threads", None))
     else:
         controller = mpc_controller(runtime, planner, cost, preset=preset, horizon=horizon, seed=seed,
                                     distance_dir=distance_dir)

@@ -83,11 +83,24 @@ def test_plan_to_goal_flat_with_own_goal_image(runtime, maze_episodes):
 
 
 def test_plan_to_goal_hierarchical_is_explicit_about_what_is_missing(runtime, debug_run):
-    # a runtime object has no distance or subgoal model beside it; a run without RUN/subgoals names the command
-    with pytest.raises(NotImplementedError, match="hvp/hierarchy.py|run directory"):
+    # a runtime object has no distance or subgoal model beside it; a run without them names the command
+    with pytest.raises(NotImplementedError, match="run directory"):
         hvp.plan_to_goal("maze-easy", runtime, hierarchical=True, max_steps=2)
-    with pytest.raises((NotImplementedError, FileNotFoundError), match="hvp/hierarchy.py|hvp train-distance"):
+    with pytest.raises(FileNotFoundError, match="generated subgoals needs .*distance; make it with hvp train-distance"):
         hvp.plan_to_goal("maze-easy", debug_run, hierarchical=True, max_steps=2)
+    with pytest.raises(FileNotFoundError, match="graph_nodes.safetensors; make it with hvp graph-nodes"):
+        hvp.plan_to_goal("maze-easy", debug_run, hierarchical=True, subgoals="graph", max_steps=2)
+
+
+def test_plan_to_goal_hierarchical_uses_the_runs_graph_nodes(debug_run, held_out_file, tmp_path):
+    import shutil
+
+    from hvp.cli import main
+
+    run = shutil.copytree(debug_run, tmp_path / "run")  # the shared run stays without nodes
+    assert main(["graph-nodes", str(run), "--data", held_out_file]) == 0
+    result = hvp.plan_to_goal("maze-easy", str(run), hierarchical=True, max_steps=3)  # auto: graph, no distance/
+    assert result["steps"] >= 1 and len(result["act_ms"]) == result["steps"]
 
 
 # -- extension points ---------------------------------------------------------------------------------
