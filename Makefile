@@ -25,8 +25,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	MUJOCO_GL=egl $(BIN)/python bench/collect.py
 
-# The shipped checkpoints/ were made by this target on one H100 GPU (5 runs side by side, ~8 min);
-# on the 2-core CPU each training takes a few hours. Device is chosen automatically.
+# The shipped checkpoints/ were made by this target: the world models on one H100 GPU (5 runs side by side,
+# ~8 min; on the 2-core CPU each takes a few hours; device chosen automatically), the distance and subgoal models
+# (3000 / 2000 steps, 2-3 min each) and the graph nodes on the CPU.
 MODEL_TASKS := maze-easy maze-hard push
 EPISODES_maze-easy := 400
 EPISODES_maze-hard := 300
@@ -36,8 +37,17 @@ models: $(STAMP)
 	  episodes=$$(case $$task in maze-easy) echo $(EPISODES_maze-easy);; maze-hard) echo $(EPISODES_maze-hard);; *) echo $(EPISODES_push);; esac); \
 	  MUJOCO_GL=egl $(BIN)/hvp collect --env $$task --episodes $$episodes --seed 0 --out runs/data/$$task.hdf5 && \
 	  $(BIN)/hvp train --data runs/data/$$task.hdf5 --preset cpu --steps 5500 --batch-size 64 --seed 0 --out runs/$$task && \
-	  mkdir -p checkpoints/$$task && cp runs/$$task/config.json runs/$$task/model.safetensors checkpoints/$$task/ || exit 1; \
+	  $(BIN)/hvp train-distance runs/$$task --data runs/data/$$task.hdf5 --seed 0 && \
+	  mkdir -p checkpoints/$$task && cp -r runs/$$task/config.json runs/$$task/model.safetensors runs/$$task/distance \
+	    checkpoints/$$task/ || exit 1; \
 	done
+	# subgoal generators (generated subgoals; the maze-easy one serves bench/grids/cpu.yaml) and the maze-hard
+	# trajectory-graph nodes (all 300 episodes, what the demo plans through)
+	for task in maze-easy maze-hard; do \
+	  $(BIN)/hvp train-subgoals runs/$$task --data runs/data/$$task.hdf5 --seed 0 && \
+	  cp -r runs/$$task/subgoals checkpoints/$$task/ || exit 1; \
+	done
+	MUJOCO_GL=egl $(BIN)/hvp graph-nodes checkpoints/maze-hard --data runs/data/maze-hard.hdf5
 
 clean:
 	rm -rf runs build *.egg-info
