@@ -171,3 +171,17 @@ def check_array(name: str, value: Any, shape: tuple[int | None, ...], dtype: Any
         want = tuple("*" if s is None else s for s in shape)
         raise ValueError(f"{name}: expected shape {want}, got {value.shape}")
     return value
+
+
+def check_latent_pair(latents_a: Any, latents_b: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The arguments of Distance.steps checked: float32 [N, dim] and [N or 1, dim] -> (latents_a, latents_b)."""
+    a = check_array("latents_a", latents_a, (None, dim), np.float32)
+    b = check_array("latents_b", latents_b, (None, dim), np.float32)
+    if len(b) not in (1, len(a)):
+        raise ValueError(f"latents_b: expected 1 or {len(a)} rows (like latents_a), got {len(b)}")
+    return a, b
+
+
+def encode_in_chunks(runtime: ModelRuntime, images: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """runtime.encode over images uint8 [B, h, w, 3] in chunks of `chunk` (bounds memory) -> float32 [B, D]."""
+    return np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)])

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
+from hvp.contracts import encode_in_chunks
+
 if TYPE_CHECKING:  # hierarchical_controller runs on a robot computer: no gymnasium, no torch at import
     import gymnasium as gym
 
@@ -131,7 +133,7 @@ def trajectory_nodes(runtime: Any, dataset: Any, count: int, stride: int, chunk:
     if len(frames) < 2:
         raise ValueError(f"count: {count} nodes hold no whole episode of this dataset at stride {stride}")
     images = np.stack([dataset.episodes[e]["image"][t] for e, t in zip(episodes, frames)])
-    latents = np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)])
+    latents = encode_in_chunks(runtime, images, chunk)
     return {"latents": latents.astype(np.float32), "episodes": np.int32(episodes), "frames": np.int32(frames)}
 
 

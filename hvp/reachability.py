@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hvp.agent import reset_controller
-from hvp.contracts import Controller
+from hvp.contracts import Controller, encode_in_chunks
 from hvp.data import TrajectoryDataset
 
 OUTCOME_FIELDS = ("start_image", "target_image", "steps", "reached", "offset", "final_error", "episode", "start_frame")
@@ -129,9 +129,8 @@ def refine_run(run_dir: str | Path, dataset: TrajectoryDataset, outcomes: Mappin
     started = time.perf_counter()
     runtime = load_runtime(str(run_dir), device="cpu", threads=threads)
     distance = load_distance(distance_dir or Path(run_dir) / "distance")
-    encode = lambda images: np.concatenate([runtime.encode(images[i:i + 256])  # noqa: E731
-                                            for i in range(0, len(images), 256)])
-    everything = Outcomes(encode(outcomes["start_image"]), encode(outcomes["target_image"]),
+    everything = Outcomes(encode_in_chunks(runtime, outcomes["start_image"]),
+                          encode_in_chunks(runtime, outcomes["target_image"]),
                           outcomes["steps"].astype(np.float32), outcomes["reached"].astype(bool), budget)
     order = np.random.default_rng(0).permutation(len(everything.steps))
     cut = int(round(len(order) * (1 - held_out)))

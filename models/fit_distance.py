@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hvp.config import Config, require
-from hvp.contracts import ModelRuntime
+from hvp.contracts import ModelRuntime, encode_in_chunks
 from hvp.data import TrajectoryDataset
 from hvp.models.temporal_distance import TemporalDistanceConfig, TemporalDistanceNet, TorchDistance, save_distance
 
@@ -118,7 +118,7 @@ def episode_latents(runtime: ModelRuntime, episodes: Sequence[dict[str, np.ndarr
     beliefs = {key: np.stack([s[key] for s in states], 1)[rows] for key in states[0]}  # [F, ...]
     filtered = runtime.latent(beliefs)
     flat_images = images[rows]
-    encoded = np.concatenate([runtime.encode(flat_images[i:i + chunk]) for i in range(0, len(flat_images), chunk)])
+    encoded = encode_in_chunks(runtime, flat_images, chunk)
     # imagine with the executed actions t .. t + J - 1; rows running past an episode's end are never sampled
     padded = np.concatenate([actions, np.zeros((len(episodes), imagine_horizon, actions.shape[2]), np.float32)], 1)
     windows = np.stack([padded[e, t:t + imagine_horizon] for e, t in keep])  # [F, J, A]

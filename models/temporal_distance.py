@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from hvp.config import Config, require
-from hvp.contracts import Vjp, check_array
+from hvp.contracts import Vjp, check_array, check_latent_pair
 from hvp.models.checkpoint import load_small_model, save_small_model
 from hvp.models.runtime import resolve_device
 
@@ -142,10 +142,7 @@ class TorchDistance:
         self.max_steps = net.config.max_steps
 
     def _pair(self, latents_a: np.ndarray, latents_b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        a = check_array("latents_a", latents_a, (None, self.latent_dim), np.float32)
-        b = check_array("latents_b", latents_b, (None, self.latent_dim), np.float32)
-        if len(b) not in (1, len(a)):
-            raise ValueError(f"latents_b: expected 1 or {len(a)} rows (like latents_a), got {len(b)}")
+        a, b = check_latent_pair(latents_a, latents_b, self.latent_dim)
         return torch.from_numpy(a).to(self.device), torch.from_numpy(b).to(self.device)
 
     @torch.no_grad()

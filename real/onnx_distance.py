@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hvp.contracts import check_array
+from hvp.contracts import check_latent_pair
 from hvp.real.onnx_folder import open_model
 
 KIND = "temporal_distance"
@@ -31,10 +31,7 @@ class OnnxDistance:
 
     def steps(self, latents_a: np.ndarray, latents_b: np.ndarray) -> np.ndarray:
         """latents_a float32 [N, D], latents_b float32 [N, D] or [1, D] -> predicted control steps float32 [N]."""
-        a = check_array("latents_a", latents_a, (None, self.latent_dim), np.float32)
-        b = check_array("latents_b", latents_b, (None, self.latent_dim), np.float32)
-        if len(b) not in (1, len(a)):
-            raise ValueError(f"latents_b: expected 1 or {len(a)} rows (like latents_a), got {len(b)}")
+        a, b = check_latent_pair(latents_a, latents_b, self.latent_dim)
         # the graph takes equal batches; one target row is repeated like TorchDistance's expand_as
         b = np.ascontiguousarray(np.broadcast_to(b, a.shape))
         (steps,) = self._session.run(None, {"latents_a": np.ascontiguousarray(a), "latents_b": b})
