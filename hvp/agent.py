@@ -123,19 +123,19 @@ def reset_controller(controller: Controller, goal_image: np.ndarray, seed: int) 
     return controller.reset(goal_image)
 
 
-def video_panel(obs_image: np.ndarray, goal_image: np.ndarray, state: Mapping[str, Any], decode: Decode | None,
-                scale: int = 3) -> np.ndarray:
+def video_panel(obs_image: np.ndarray, goal_image: np.ndarray, imagined: np.ndarray | None, age: int,
+                decode: Decode | None, scale: int = 3) -> np.ndarray:
     """One video frame uint8 [scale*h, scale*w*4, 3]: reality | imagined next frame | imagined plan end | goal.
 
-    The imagined frames are the decoded best plan the controller holds (blank without one).
+    `imagined` float32 [H, D] are the latents of the plan the controller holds, `age` the actions it has executed
+    from it; the imagined frames are blank without them (or without `decode`).
     """
     blank = np.zeros_like(obs_image)
-    imagined = [blank, blank]
-    if decode is not None and "imagined" in state:
-        latents = np.asarray(state["imagined"], np.float32)
-        next_step = min(max(int(state.get("age", 1)) - 1, 0), len(latents) - 1)
-        imagined = list(decode(latents[[next_step, -1]]))
-    panel = np.concatenate([obs_image, *imagined, goal_image], axis=1)
+    frames = [blank, blank]
+    if decode is not None and imagined is not None:
+        next_step = min(max(age - 1, 0), len(imagined) - 1)
+        frames = list(decode(imagined[[next_step, -1]]))
+    panel = np.concatenate([obs_image, *frames, goal_image], axis=1)
     return np.repeat(np.repeat(panel, scale, axis=0), scale, axis=1)
 
 
@@ -160,15 +160,16 @@ def run_episode(env: gym.Env, controller: Controller, seed: int, decode: Decode 
         started = time.perf_counter()
         state, action = controller.act(state, {"image": obs["image"], "state": obs["state"]})
         act_seconds.append(time.perf_counter() - started)
-        if record:  # decoding for the video is outside the timed act()
-            frames.append(video_panel(obs["image"], goal_image, state, decode))
+        if record:  # imagining and decoding for the video are outside the timed act()
+            imagined = controller.imagined(state) if decode is not None and hasattr(controller, "imagined") else None
+            frames.append(video_panel(obs["image"], goal_image, imagined, int(state.get("age", 1)), decode))
         obs, _, terminated, truncated, info = env.step(action)
         steps += 1
         if info["success"] and steps_to_success is None:
             steps_to_success = steps
         done = terminated or truncated
     if record:
-        frames.append(video_panel(obs["image"], goal_image, {}, None))
+        frames.append(video_panel(obs["image"], goal_image, None, 0, None))
     if on_end is not None:
         on_end(start_image, goal_image, obs["image"], state)
     outcome = EpisodeOutcome(seed, steps_to_success is not None, steps, steps_to_success, float(info["distance"]),

@@ -17,7 +17,7 @@ Each act():
 Carried state (a dict the caller owns): low (the LatentMPC state), goal [D], subgoals [K, D],
 index (current target; K = the goal), segment_steps, best (lowest predicted steps to the
 current target), since_progress, replans, chains (every planned chain, for strips),
-subgoal_seconds (time of each chain search), imagined/age (the low level's, for videos).
+subgoal_seconds (time of each chain search), age (the low level's; imagined() gives its plan's latents for videos).
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class HierarchicalController:
         return {"low": low, "goal": low["goal"], "subgoals": subgoals, "index": 0,
                 "planned": self.config.mode not in CHAIN_SEARCHES, "segment_steps": 0, "best": float("inf"),
                 "since_progress": 0, "replans": 0, "chains": [subgoals] if len(subgoals) else [],
-                "subgoal_seconds": [], "imagined": low["imagined"], "age": 0}
+                "subgoal_seconds": [], "age": 0}
 
     # -- high level ---------------------------------------------------------------------------------
     def plan_chain(self, state: dict[str, Any], latent: np.ndarray) -> dict[str, Any]:
@@ -136,6 +136,10 @@ class HierarchicalController:
         return state["index"] + offset, float(steps[offset])
 
     # -- Controller ---------------------------------------------------------------------------------
+    def imagined(self, state: dict[str, Any]) -> np.ndarray:
+        """float32 [H, D]: what the low level imagines for its current plan (for videos)."""
+        return self.low.imagined(state["low"])
+
     def act(self, state: dict[str, Any], obs: Mapping[str, np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
         """obs {"image": uint8 [h, w, 3], ...} -> (new state, action float32 [A]). `state` is not mutated."""
         if "image" not in obs:
@@ -165,5 +169,4 @@ class HierarchicalController:
         if not np.array_equal(target, low["target"]):
             low = self.low.set_target(low, target)
         low, action = self.low.act(low, obs)
-        return {**state, "low": low, "segment_steps": state["segment_steps"] + 1, "imagined": low["imagined"],
-                "age": low["age"]}, action
+        return {**state, "low": low, "segment_steps": state["segment_steps"] + 1, "age": low["age"]}, action

@@ -14,7 +14,7 @@ Everything it remembers is in the state dict it returns:
     stale        bool                        plan again at the next act() (new episode or target)
     carry        dict of arrays [..., H, A]  the optimizer's carry (e.g. iCEM elites)
     last_action  float32 [A]                 the action returned by the previous act()
-    imagined     float32 [H, D]              latents the model predicts for `plan` (for videos)
+    plan_belief  ModelState, batch 1         the belief `plan` was optimized from (imagined() rolls it out)
     plan_cost    float                       the optimizer's estimate for `plan`
     plan_seconds float                       time spent planning in this act() (0 without a replan)
     seed, step   int                         per-step random streams: default_rng([seed, step])
@@ -101,7 +101,7 @@ class LatentMPC:
             "belief": self.runtime.initial_state(1), "goal": goal, "target": goal,
             "plan": np.zeros((horizon, action_dim), np.float32), "age": 0, "stale": True, "carry": {},
             "last_action": np.zeros(action_dim, np.float32),
-            "imagined": np.zeros((horizon, self.runtime.latent_dim), np.float32),
+            "plan_belief": self.runtime.initial_state(1),
             "plan_cost": float("inf"), "plan_seconds": 0.0,
             "seed": self.config.seed if seed is None else int(seed), "step": 0,
         }
@@ -140,9 +140,14 @@ class LatentMPC:
         if self.config.gradient_steps:
             plan, plan_cost = refine_plan(plan, belief, self.runtime, self.cost, target, self.config.gradient_steps,
                                           self.config.gradient_step_size)
-        imagined = self.runtime.imagine(belief, plan[None])[0].astype(np.float32)
-        return {**state, "plan": plan, "age": 0, "stale": False, "carry": dict(result.carry), "imagined": imagined,
+        return {**state, "plan": plan, "age": 0, "stale": False, "carry": dict(result.carry), "plan_belief": belief,
                 "plan_cost": plan_cost, "plan_seconds": time.perf_counter() - started}
+
+    def imagined(self, state: dict[str, Any]) -> np.ndarray:
+        """float32 [H, D]: the latents the model predicts for state["plan"] from the belief it was planned from.
+
+        For videos; computed on request rather than in replan(), so a control step does not pay for it."""
+        return self.runtime.imagine(state["plan_belief"], state["plan"][None])[0].astype(np.float32)
 
     def _check_image(self, name: str, image: np.ndarray) -> np.ndarray:
         return check_array(name, image, tuple(self.runtime.image_shape), np.uint8)

@@ -102,6 +102,6 @@ def test_latent_mpc_drives_the_ball_to_the_goal_image_in_maze_easy():
                 obs, _, terminated, truncated, info = env.step(action)
                 done = terminated or truncated
             assert info["success"], f"seed {seed}: ended {info['distance']:.2f} from the goal"
-            assert state["imagined"].shape == (10, 2)
+            assert controller.imagined(state).shape == (10, 2)
     finally:
         env.close()
