@@ -6,10 +6,10 @@
 
 Every runtime gets the same model, the same images and the same planner seed; calls are
 interleaved (torch, torch_traced, onnx, torch, ...) so background load hits all alike. "torch" is
-eager PyTorch (TorchRuntime(traced=False)); "torch_traced" is TorchRuntime's default, imagine()
-through a traced, frozen rollout. A plan step is
+eager PyTorch (TorchRuntime(traced=False)); "torch_traced" is TorchRuntime's default, observe() and
+imagine() through traced graphs optimized for inference. A plan step is
 LatentMPC.act() with a replan every step: observe one image, CEM N=128 x I=3 over H=10
-(3 imagine() calls of 128 sequences), plus the imagine() of the kept plan. Also timed:
+(3 imagine() calls of 128 sequences). Also timed:
 imagine() alone at N=128 and N=1 (the N=1 time is per-op overhead, not arithmetic), and
 onnxruntime's per-step imagine against one graph unrolled over a fixed H=10.
 Targets: onnxruntime >= 1.5x faster than torch eager on 2 cores (issue 6); a plan step <= 25 ms
