@@ -21,8 +21,9 @@ from pathlib import Path
 from results_io import write_results
 
 
-def train_models(env: str, args: argparse.Namespace, work: Path) -> tuple[dict, object, dict]:
-    """Collect and train the RSSM and the pixel baseline -> (models, held-out dataset, collection/training record)."""
+def train_models(env: str, args: argparse.Namespace, work: Path) -> tuple[dict, object, object, dict]:
+    """Collect and train the RSSM and the pixel baseline -> (models, held-out dataset, training dataset (the
+    probe is fit on it), collection/training record)."""
     from hvp.data import TrajectoryDataset
     from hvp.models.fit import fit
     from hvp.simulate import simulate
@@ -42,18 +43,20 @@ def train_models(env: str, args: argparse.Namespace, work: Path) -> tuple[dict, 
                            train_overrides=overrides, threads=args.threads, progress=not args.quiet)
         record["training"][kind] = training_record(work / f"{env}-{kind}")
         record["training"][kind]["total_s"] = time.perf_counter() - started
-    return models, held_out, record
+    return models, held_out, train_set, record
 
 
-def load_trained(spec: str, held_out_path: str) -> tuple[dict, object, dict]:
-    """--trained RSSM_RUN,PIXEL_RUN and a held-out HDF5 -> (models, held-out dataset, their training record)."""
+def load_trained(spec: str, held_out_path: str, probe_path: str | None) -> tuple[dict, object, object, dict]:
+    """--trained RSSM_RUN,PIXEL_RUN, a held-out HDF5 and the probe's fit HDF5 (or None) -> (models, held-out
+    dataset, probe fit dataset or None, their training record)."""
     from hvp.data import load_dataset
     from hvp.models.checkpoint import load_model
 
     runs = dict(zip(("rssm", "pixel"), spec.split(",")))
     models = {kind: load_model(run, "cpu")[1] for kind, run in runs.items()}
     training = {kind: training_record(Path(run)) for kind, run in runs.items()}
-    return models, load_dataset(held_out_path), {"runs": runs, "held_out_data": held_out_path, "training": training}
+    return (models, load_dataset(held_out_path), load_dataset(probe_path) if probe_path else None,
+            {"runs": runs, "held_out_data": held_out_path, "probe_data": probe_path, "training": training})
 
 
 def training_record(run: Path) -> dict:
@@ -65,13 +68,14 @@ def training_record(run: Path) -> dict:
             "frames_per_s": summary.get("last_metrics", {}).get("frames_per_s")}
 
 
-def score(models: dict, held_out, args: argparse.Namespace) -> dict:
+def score(models: dict, held_out, probe_fit, args: argparse.Namespace) -> dict:
     """Open-loop prediction on held-out episodes against issue 3's targets."""
     from hvp.models.evaluate import evaluate
     from hvp.models.runtime import TorchRuntime
 
     summary, _ = evaluate(TorchRuntime(models["rssm"], device="cpu", threads=args.threads), held_out,
-                          context=5, horizon=10, windows=args.windows, seed=args.seed, baseline=models.get("pixel"))
+                          context=5, horizon=10, windows=args.windows, seed=args.seed, baseline=models.get("pixel"),
+                          probe_fit=probe_fit)
     methods, last = summary["methods"], -1
     rssm_error, copy_error = methods["rssm"]["position_error_px"][last], methods["copy_last"]["position_error_px"][last]
     return {
@@ -79,6 +83,7 @@ def score(models: dict, held_out, args: argparse.Namespace) -> dict:
         "h10": {name: {"psnr": m["psnr"][last], "ssim": m["ssim"][last],
                        "position_error_px": m.get("position_error_px", [None])[last]} for name, m in methods.items()},
         "probe_r2": summary["probe"]["r2_mean"], "probe_r2_per_dim": summary["probe"]["r2_per_dim"],
+        "probe": {k: summary["probe"][k] for k in ("fit_on", "fit_episodes", "test_episodes")},
         "targets": {"position_error_at_most_quarter_of_copy_last": rssm_error <= copy_error / 4,
                     "psnr_3db_above_copy_last": methods["rssm"]["psnr"][last] >= methods["copy_last"]["psnr"][last] + 3,
                     "probe_r2_at_least_0.97": summary["probe"]["r2_mean"] >= 0.97},
@@ -104,12 +109,16 @@ def main() -> int:
                         help="score already trained runs instead of collecting and training (with --held-out-data)")
     parser.add_argument("--held-out-data", action="append", default=[], metavar="ENV=HDF5",
                         help="held-out episodes for a --trained env")
+    parser.add_argument("--probe-data", action="append", default=[], metavar="ENV=HDF5",
+                        help="a --trained env's training episodes, to fit the latent probe on (default: half the "
+                             "held-out episodes); without --trained the probe is fit on the training episodes")
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")  # a script, not the library: headless rendering
     from hvp.models.runtime import default_threads
 
     trained = dict(item.split("=", 1) for item in args.trained)
     held_out_data = dict(item.split("=", 1) for item in args.held_out_data)
+    probe_data = dict(item.split("=", 1) for item in args.probe_data)
     if set(trained) != set(held_out_data):
         raise SystemExit("--trained and --held-out-data must name the same envs")
     work = Path(args.work)
@@ -119,9 +128,9 @@ def main() -> int:
             raise SystemExit(f"--work {work} is not empty; remove it or choose another folder")
     results = {"threads": args.threads or default_threads(), "preset": args.preset, "envs": {}}
     for env in trained or args.envs:
-        models, held_out, record = (load_trained(trained[env], held_out_data[env]) if trained
-                                    else train_models(env, args, work))
-        results["envs"][env] = {**record, **score(models, held_out, args)}
+        models, held_out, probe_fit, record = (load_trained(trained[env], held_out_data[env], probe_data.get(env))
+                                               if trained else train_models(env, args, work))
+        results["envs"][env] = {**record, **score(models, held_out, probe_fit, args)}
         h10 = results["envs"][env]["h10"]
         print(f"{env}: " + ", ".join(f"{name} PSNR {m['psnr']:.2f} pos {m['position_error_px']:.2f}px"
                                      for name, m in h10.items())

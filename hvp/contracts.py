@@ -10,7 +10,7 @@ controller state is a small dict of numpy arrays that the caller owns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -185,3 +185,27 @@ def check_latent_pair(latents_a: Any, latents_b: Any, dim: int) -> tuple[np.ndar
 def encode_in_chunks(runtime: ModelRuntime, images: np.ndarray, chunk: int = 256) -> np.ndarray:
     """runtime.encode over images uint8 [B, h, w, 3] in chunks of `chunk` (bounds memory) -> float32 [B, D]."""
     return np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)])
+
+
+def filter_episodes(runtime: ModelRuntime, episodes: Sequence[Mapping[str, np.ndarray]]) -> tuple[ModelState, np.ndarray]:
+    """Filter every frame of `episodes` ("image" uint8 [T, h, w, 3], "action" float32 [T, A], action t follows
+    frame t) with runtime.observe, all episodes in one batch -> (the belief after each frame, a ModelState with
+    F rows, episode after episode; their (episode, frame) indices int64 [F, 2])."""
+    if not episodes:
+        raise ValueError("episodes: expected at least one episode, got none")
+    lengths = [len(e["image"]) for e in episodes]
+    longest = max(lengths)
+    # short episodes are padded with their last frame; the rows past their end are dropped
+    images = np.stack([np.concatenate([e["image"], np.repeat(e["image"][-1:], longest - len(e["image"]), 0)])
+                       for e in episodes])  # uint8 [E, T, h, w, 3]
+    actions = np.stack([np.concatenate([e["action"], np.zeros((longest - len(e["action"]), e["action"].shape[1]),
+                                                              np.float32)]) for e in episodes]).astype(np.float32)
+    state = runtime.initial_state(len(episodes))
+    previous = np.zeros_like(actions[:, 0])
+    states: list[ModelState] = []
+    for t in range(longest):
+        state = runtime.observe(state, images[:, t], previous)
+        states.append(state)
+        previous = actions[:, t]
+    rows = np.array([(e, t) for e, length in enumerate(lengths) for t in range(length)], np.int64)
+    return {key: np.stack([s[key] for s in states], 1)[rows[:, 0], rows[:, 1]] for key in states[0]}, rows

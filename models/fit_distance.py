@@ -34,7 +34,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hvp.config import Config, require
-from hvp.contracts import ModelRuntime, encode_in_chunks
+from hvp.contracts import ModelRuntime, encode_in_chunks, filter_episodes
 from hvp.data import TrajectoryDataset
 from hvp.models.temporal_distance import TemporalDistanceConfig, TemporalDistanceNet, TorchDistance, save_distance
 
@@ -97,37 +97,22 @@ def episode_latents(runtime: ModelRuntime, episodes: Sequence[dict[str, np.ndarr
                     chunk: int = 1024) -> EpisodeLatents:
     """Filter, encode and imagine every frame of `episodes` (hvp.data layout: "image" uint8 [T, h, w, 3],
     "action" float32 [T, A], action t follows frame t)."""
-    if not episodes:
-        raise ValueError("episodes: expected at least one episode, got none")
-    lengths = np.array([len(e["image"]) for e in episodes])
-    longest = int(lengths.max())
-    # filter all episodes in one batch, padding the short ones with their last frame (rows past the end are dropped)
-    images = np.stack([np.concatenate([e["image"], np.repeat(e["image"][-1:], longest - len(e["image"]), 0)])
-                       for e in episodes])  # uint8 [E, T, h, w, 3]
-    actions = np.stack([np.concatenate([e["action"], np.zeros((longest - len(e["action"]), e["action"].shape[1]),
-                                                              np.float32)]) for e in episodes]).astype(np.float32)
-    state = runtime.initial_state(len(episodes))
-    previous = np.zeros_like(actions[:, 0])
-    states: list[dict[str, np.ndarray]] = []
-    for t in range(longest):
-        state = runtime.observe(state, images[:, t], previous)
-        states.append(state)
-        previous = actions[:, t]
-    keep = [(e, t) for e in range(len(episodes)) for t in range(lengths[e])]
-    rows = np.array([e for e, _ in keep]), np.array([t for _, t in keep])
-    beliefs = {key: np.stack([s[key] for s in states], 1)[rows] for key in states[0]}  # [F, ...]
+    beliefs, index = filter_episodes(runtime, episodes)
+    episode = index[:, 0]
     filtered = runtime.latent(beliefs)
-    flat_images = images[rows]
+    flat_images = np.concatenate([e["image"] for e in episodes])
     encoded = encode_in_chunks(runtime, flat_images, chunk)
     # imagine with the executed actions t .. t + J - 1; rows running past an episode's end are never sampled
-    padded = np.concatenate([actions, np.zeros((len(episodes), imagine_horizon, actions.shape[2]), np.float32)], 1)
-    windows = np.stack([padded[e, t:t + imagine_horizon] for e, t in keep])  # [F, J, A]
+    padded = [np.concatenate([e["action"], np.zeros((imagine_horizon, e["action"].shape[1]))]).astype(np.float32)
+              for e in episodes]
+    windows = np.stack([padded[e][t:t + imagine_horizon] for e, t in index])  # [F, J, A]
     imagined = np.concatenate([
         runtime.imagine({key: value[i:i + chunk] for key, value in beliefs.items()}, windows[i:i + chunk])
         for i in range(0, len(windows), chunk)])
+    lengths = np.bincount(episode, minlength=len(episodes))
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     return EpisodeLatents(filtered.astype(np.float32), encoded.astype(np.float32), imagined.astype(np.float32),
-                          rows[0].astype(np.int64), starts.astype(np.int64), lengths.astype(np.int64))
+                          episode, starts.astype(np.int64), lengths.astype(np.int64))
 
 
 def sample_pairs(latents: EpisodeLatents, rng: np.random.Generator, batch: int, max_offset: int,

@@ -9,6 +9,8 @@ HELP = "evaluate a trained world model on held-out episodes: PSNR/SSIM/object er
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory of an rssm model (hvp train --model rssm)")
     parser.add_argument("--data", required=True, help="held-out HDF5 dataset")
+    parser.add_argument("--probe-data", help="HDF5 the latent probe is fit on, e.g. the training data (its first "
+                        "200 episodes; default: the first half of --data, scored on the other half)")
     parser.add_argument("--baseline", help="run directory of a pixel baseline (hvp train --model pixel)")
     parser.add_argument("--context", type=int, default=5, help="frames observed before predicting (C)")
     parser.add_argument("--horizon", type=int, default=10, help="frames predicted open loop (H)")
@@ -22,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import numpy as np
+
     from hvp.data import load_dataset
     from hvp.models.checkpoint import CheckpointError, load_model
     from hvp.models.evaluate import evaluate, write_report
@@ -34,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         if kind != "pixel":
             raise CheckpointError(f"--baseline: expected a 'pixel' run, {args.baseline!r} holds {kind!r}")
     summary, frames = evaluate(runtime, load_dataset(args.data), context=args.context, horizon=args.horizon,
-                               windows=args.windows, seed=args.seed, baseline=baseline)
+                               windows=args.windows, seed=args.seed, baseline=baseline,
+                               probe_fit=load_dataset(args.probe_data) if args.probe_data else None)
     out = Path(args.out or Path(args.run) / "eval")
     write_report(out, summary, frames)
     last = args.horizon - 1
@@ -42,5 +47,8 @@ def run(args: argparse.Namespace) -> int:
     for name, scores in summary["methods"].items():
         error = scores.get("position_error_px", [float("nan")] * args.horizon)[last]
         print(f"{name:<10}{scores['psnr'][last]:>10.2f}{scores['ssim'][last]:>8.3f}{error:>12.2f}")
-    print(f"probe R^2 {summary['probe']['r2_mean']:.3f} (per dim {summary['probe']['r2_per_dim']}); report in {out}")
+    probe = summary["probe"]
+    print(f"probe R^2 {probe['r2_mean']:.3f} (per dim {np.round(probe['r2_per_dim'], 3).tolist()}; fit on "
+          f"{probe['fit_episodes']} episodes of the {probe['fit_on']}, scored on {probe['test_episodes']}); "
+          f"report in {out}")
     return 0

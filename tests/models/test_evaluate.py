@@ -101,3 +101,34 @@ def test_prediction_error_scores_uint8_frames_against_the_frames_after_the_conte
     exact = prediction_error(runtime, TrajectoryDataset(still, maze_dataset.env_args), context=3, horizon=4, windows=6)
     assert exact["copy_last_psnr_db"] > 100  # an exact copy: psnr's error floor gives 148 dB
     assert "open_loop_ball_error_px" not in exact
+
+
+def test_filter_episodes_batches_episodes_of_unequal_length_like_filtering_each_alone(rssm_run, maze_dataset):
+    from hvp.contracts import filter_episodes
+    from hvp.models.runtime import load_runtime
+
+    runtime = load_runtime(rssm_run, threads=1)
+    long, short = maze_dataset.episodes[0], {k: maze_dataset.episodes[1][k][:5] for k in ("image", "action")}
+    beliefs, index = filter_episodes(runtime, [short, long])
+    assert index.tolist() == [[0, t] for t in range(5)] + [[1, t] for t in range(len(long["image"]))]
+    for number, episode in enumerate((short, long)):
+        state, previous, rows = runtime.initial_state(1), np.zeros((1, runtime.action_dim), np.float32), []
+        for image, action in zip(episode["image"], episode["action"]):
+            state = runtime.observe(state, image[None], previous)
+            rows.append(runtime.latent(state)[0])
+            previous = action[None].astype(np.float32)
+        np.testing.assert_allclose(runtime.latent(beliefs)[index[:, 0] == number], np.stack(rows), atol=1e-5)
+
+
+def test_the_probe_fits_on_the_training_episodes_when_given_and_scores_every_held_out_one(rssm_run, maze_file,
+                                                                                         tmp_path):
+    out = tmp_path / "eval"
+    assert main(["eval-model", rssm_run, "--data", maze_file, "--probe-data", maze_file, "--context", "3",
+                 "--horizon", "2", "--windows", "4", "--out", str(out), "--threads", "1"]) == 0
+    probe = json.loads((out / "summary.json").read_text())["probe"]
+    from hvp.data import load_dataset
+
+    episodes = len(load_dataset(maze_file))
+    assert probe["fit_on"] == "fit_dataset" and probe["fit_episodes"] == probe["test_episodes"] == episodes
+    # fit and scored on the same frames, a linear map cannot do worse than predicting the mean
+    assert min(probe["r2_per_dim"]) > 0
