@@ -3,8 +3,9 @@
 An attempt replays a dataset episode in the simulator up to a start frame t (the episode's
 own seed and actions: the simulator is deterministic), aims the controller at frame t + k
 of the same episode (a target the exploration reached in k steps) and lets it act for
-`budget` steps. Arrival is judged on the simulator's true state (the agent within
-`radius` of where it was in the target frame): grading only, the controller sees images.
+`budget` steps. Arrival is judged on the simulator's true state (the first `graded_dims`
+entries of true_state within `radius` of the target frame's: the agent by default, agent and
+block for pushing): grading only, the controller sees images.
 
     outcomes = collect_outcomes(env, controller, dataset, attempts=200, budget=25, max_offset=40, seed=0)
     save_outcomes("runs/maze-hard/reachability/outcomes.hdf5", outcomes, {"env": "maze-hard"})
@@ -62,12 +63,15 @@ def attempt(env: gym.Env, controller: Controller, target_image: np.ndarray, targ
 
 
 def collect_outcomes(env: gym.Env, controller: Controller, dataset: TrajectoryDataset, attempts: int, budget: int,
-                     max_offset: int, radius: float, seed: int = 0, progress: bool = True) -> dict[str, np.ndarray]:
+                     max_offset: int, radius: float, seed: int = 0, progress: bool = True,
+                     graded_dims: int = 2) -> dict[str, np.ndarray]:
     """`attempts` aims of `controller` at frames 1..max_offset steps ahead in dataset episodes -> arrays
     OUTCOME_FIELDS (images uint8 [M, h, w, 3]; steps, offset, episode, start_frame int64 [M]; reached bool [M];
-    final_error float32 [M]). The agent's position is true_state[:2] (the ball, the pusher)."""
-    if attempts < 1 or budget < 1 or max_offset < 1:
-        raise ValueError(f"attempts, budget, max_offset: expected >= 1 each, got {attempts}, {budget}, {max_offset}")
+    final_error float32 [M]). Graded on true_state[:graded_dims]: 2 is the agent's position (the ball, the
+    pusher); 4 adds the block's when pushing, so parking the pusher beside an unmoved block is no arrival."""
+    if attempts < 1 or budget < 1 or max_offset < 1 or graded_dims < 1:
+        raise ValueError(f"attempts, budget, max_offset, graded_dims: expected >= 1 each, got {attempts}, {budget}, "
+                         f"{max_offset}, {graded_dims}")
     usable = [i for i, e in enumerate(dataset.episodes) if len(e["image"]) > 1 and "seed" in e]
     if not usable:
         raise OutcomeError("dataset: no episode with a recorded seed and at least 2 frames (hvp collect writes both)")
@@ -79,7 +83,7 @@ def collect_outcomes(env: gym.Env, controller: Controller, dataset: TrajectoryDa
         offset = int(rng.integers(1, min(max_offset, len(episode["image"]) - 1) + 1))
         start = int(rng.integers(0, len(episode["image"]) - offset))
         obs = replay_to(env, episode, start)
-        target_position = episode["true_state"][start + offset][:2]
+        target_position = episode["true_state"][start + offset][:graded_dims]
         steps, reached, error = attempt(env, controller, episode["image"][start + offset], target_position, obs,
                                         budget, radius, seed + index)
         for field, value in zip(OUTCOME_FIELDS, (episode["image"][start], episode["image"][start + offset], steps,

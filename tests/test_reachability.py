@@ -108,3 +108,35 @@ def test_refine_reachability_verb_records_outcomes_and_scores_before_and_after(d
     assert main(["plan", "--env", "maze-easy", "--model", debug_run, "--hierarchical", "--subgoals", "none",
                  "--reachability", str(out), "--cost", "latent", "--preset", "debug", "--episodes", "1",
                  "--max-steps", "2", "--videos", "0", "--out", str(tmp_path / "plan"), "--no-progress"]) == 0
+
+
+class SteerPusher:
+    """Drives the pusher to a point by reading the simulator (a test stand-in for a controller that got there)."""
+
+    def __init__(self, env, point: np.ndarray) -> None:
+        self.env, self.point = env, point
+
+    def reset(self, goal_image):
+        return {}
+
+    def act(self, state, obs):
+        pusher = self.env.unwrapped.data.qpos[:2]
+        return state, np.clip(4.0 * (self.point - pusher), -1, 1).astype(np.float32)
+
+
+def test_pushing_attempts_are_graded_on_the_block_too_when_asked():
+    env = make("push", max_steps=60)
+    try:
+        obs, info = env.reset(seed=0)
+        pusher, block = info["true_state"][:2], info["true_state"][2:4]
+        away = pusher + 0.2 * (pusher - block) / np.linalg.norm(pusher - block)  # off the block's side
+        target = np.concatenate([away, block + 0.3])  # pusher there, but the block somewhere else
+        steps, reached, error = attempt(env, SteerPusher(env, away), obs["image"], target[:2], obs, 30, 0.05, 0)
+        assert reached and error < 0.05
+        obs, _ = env.reset(seed=0)
+        steps, reached, error = attempt(env, SteerPusher(env, away), obs["image"], target, obs, 30, 0.05, 0)
+        assert not reached and steps == 30 and error > 0.25  # the pusher arrived; the unmoved block did not
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="graded_dims"):
+        collect_outcomes(env, SteerPusher(env, away), None, 1, 1, 1, 0.1, graded_dims=0)

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-offset", type=int, default=40, help="targets are 1..this many dataset steps ahead")
     parser.add_argument("--radius", type=float, default=0.15, help="arrival: the agent this close to the target's "
                                                                    "true position (grading only)")
+    parser.add_argument("--graded-dims", type=int, default=2, help="leading true_state entries graded: 2 the agent "
+                        "(ball, pusher), 4 the pusher and the block (push tasks)")
     parser.add_argument("--planner", default="cem", help="optimizer of the low-level controller")
     parser.add_argument("--held-out", type=float, default=0.25, help="fraction of attempts kept for scoring")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="refinement size")
@@ -54,11 +56,12 @@ def run(args: argparse.Namespace) -> int:
                                                     "max_steps": longest + budget})
         try:
             outcomes = collect_outcomes(env, controller, dataset, args.attempts, budget, args.max_offset, args.radius,
-                                        args.seed, progress=not args.no_progress)
+                                        args.seed, progress=not args.no_progress, graded_dims=args.graded_dims)
         finally:
             env.close()
         save_outcomes(outcomes_file, outcomes, {"env": dataset.env_args["env_name"], "budget": budget,
-                                                "radius": args.radius, "max_offset": args.max_offset,
+                                                "radius": args.radius, "graded_dims": args.graded_dims,
+                                                "max_offset": args.max_offset,
                                                 "planner": args.planner, "seed": args.seed})
     record = refine_run(args.run, dataset, outcomes, budget, out, distance_dir=args.distance, held_out=args.held_out,
                         preset=args.preset, overrides=given(args, "steps"), threads=args.threads,
