@@ -9,7 +9,7 @@ from safetensors.torch import load_file, save_file
 
 from hvp.cli import main
 from hvp.models import checkpoint
-from hvp.models.config import RSSMConfig
+from hvp.models.config import PixelConfig, RSSMConfig
 from hvp.models.fit import fit
 from hvp.models.train import train
 
@@ -24,6 +24,22 @@ def test_a_debug_rssm_overfits_a_tiny_batch(maze_dataset):
     last = train(model, optimizer, lambda: batch, start_step=0, steps=80, grad_clip=100.0, log_every=10,
                  progress=False)
     assert last["reconstruction"] < first / 8, (first, last)
+
+
+def test_the_pixel_baseline_starts_at_copy_last_and_learns_to_move_the_ball(maze_dataset):
+    torch.manual_seed(0)
+    windows = maze_dataset.sample_windows(np.random.default_rng(0), 2, 5)
+    batch = {"image": torch.from_numpy(windows["image"]), "action": torch.from_numpy(windows["action"])}
+    model = checkpoint.build_model("pixel", PixelConfig.preset("debug"))
+    predicted = model.predict_video(batch["image"], batch["action"], context=2)
+    last_frame = predicted.new_tensor(windows["image"][:, 1:2]).movedim(-1, -3) / 255.0 - 0.5
+    torch.testing.assert_close(predicted, last_frame.expand_as(predicted))  # a zero residual: copy-last exactly
+    copy_last = float(model(batch["image"], batch["action"])[1]["reconstruction"])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    last = train(model, optimizer, lambda: batch, start_step=0, steps=80, grad_clip=100.0, log_every=10,
+                 progress=False)
+    # the masked compositing this replaced never left copy-last (its gradient vanished); this must
+    assert last["reconstruction"] < copy_last / 3, (copy_last, last)
 
 
 def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(maze_dataset, tmp_path):
