@@ -92,7 +92,7 @@ def latent_probe(runtime: TorchRuntime, dataset: TrajectoryDataset,
     With `fit_dataset` (e.g. the model's training data; its first PROBE_FIT_EPISODES episodes) the probe is fit
     there and scored on every episode of `dataset`; without, fit on the first half of `dataset`'s episodes and
     scored on the rest. A 160-dim latent fit on 15 episodes is poorly determined: the shipped maze-easy model
-    scores 0.968 half/half and 0.983 fit on 150 training episodes (docs/world_model.md).
+    scores 0.968 half/half and 0.984 fit on 200 training episodes (docs/world_model.md).
     """
     if fit_dataset is None:
         if len(dataset) < 2:

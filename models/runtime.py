@@ -93,20 +93,20 @@ class TorchRuntime:
         self.latent_dim = config.latent_dim
         self._deter = config.deter_dim
         self.traced = traced  # False: observe()/imagine() run the eager model (what bench/runtime.py compares against)
+        self._wrappers = {"rollout": _Rollout(self.model), "observe": _Observe(self.model)}
         # one graph per input shape: a trace tuned at batch 128 ran 1.8x slower at batch 1; planners use a few shapes
         self._graphs = functools.lru_cache(maxsize=16)(self._graph)
 
-    def _graph(self, kind: str, shapes: tuple[tuple[int, ...], ...]) -> torch.jit.ScriptModule:
-        example = tuple(torch.zeros(shape, device=self.device) for shape in shapes[:3])
-        if kind == "rollout":  # tracing unrolls the loop over H
-            return _compile(_Rollout(self.model), example)
-        return _compile(_Observe(self.model), (*example, torch.zeros(shapes[3], dtype=torch.uint8, device=self.device)))
+    def _graph(self, kind: str, specs: tuple[tuple[tuple[int, ...], torch.dtype], ...]) -> torch.jit.ScriptModule:
+        """The compiled graph of wrapper `kind` for inputs of these (shape, dtype); tracing unrolls the loop over H."""
+        return _compile(self._wrappers[kind], tuple(torch.zeros(shape, dtype=dtype, device=self.device)
+                                                    for shape, dtype in specs))
 
     def _run(self, kind: str, *inputs: torch.Tensor):
         """_Rollout or _Observe on `inputs`, eager or through the compiled graph of their shapes."""
         if not self.traced:
-            return (_Rollout if kind == "rollout" else _Observe)(self.model)(*inputs)
-        return self._graphs(kind, tuple(tuple(tensor.shape) for tensor in inputs))(*inputs)
+            return self._wrappers[kind](*inputs)
+        return self._graphs(kind, tuple((tuple(tensor.shape), tensor.dtype) for tensor in inputs))(*inputs)
 
     # -- input checks ----------------------------------------------------------------
     def _images(self, images: np.ndarray) -> torch.Tensor:

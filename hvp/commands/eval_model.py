@@ -24,8 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import numpy as np
-
     from hvp.data import load_dataset
     from hvp.models.checkpoint import CheckpointError, load_model
     from hvp.models.evaluate import evaluate, write_report
@@ -48,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         error = scores.get("position_error_px", [float("nan")] * args.horizon)[last]
         print(f"{name:<10}{scores['psnr'][last]:>10.2f}{scores['ssim'][last]:>8.3f}{error:>12.2f}")
     probe = summary["probe"]
-    print(f"probe R^2 {probe['r2_mean']:.3f} (per dim {np.round(probe['r2_per_dim'], 3).tolist()}; fit on "
+    print(f"probe R^2 {probe['r2_mean']:.3f} (per dim {[round(r2, 3) for r2 in probe['r2_per_dim']]}; fit on "
           f"{probe['fit_episodes']} episodes of the {probe['fit_on']}, scored on {probe['test_episodes']}); "
           f"report in {out}")
     return 0
