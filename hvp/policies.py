@@ -72,6 +72,41 @@ class WaypointExplorer:
         return np.clip(action, -1, 1).astype(np.float32)
 
 
+class PushExplorer:
+    """Goal-directed pushes of the object at `true_state[2:4]` (the block) toward random nearby targets.
+
+    Each push stages behind the object, on the far side from its target, then drives through it, so
+    the block travels in chosen directions the way a solved push task moves it (waypoints push it
+    only along the line the agent happens to approach on). Needs a planar agent and an object.
+    """
+
+    def __init__(self, gain: float = 4.0, noise: float = 0.2, standoff: float = 0.3,
+                 reach: tuple[float, float] = (0.2, 0.5), patience: int = 40) -> None:
+        self.gain, self.noise, self.standoff, self.reach, self.patience = gain, noise, standoff, reach, patience
+
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
+        if not getattr(env.unwrapped, "pushable_object", False):
+            raise ValueError(f"policy push: the task {env.unwrapped.__class__.__name__} has no object to push "
+                             "(it needs true_state[2:4] to be one, as in push and push-wall)")
+        self.rng, self.target, self.staged, self.age = rng, None, False, 0
+
+    def _new_target(self, block: np.ndarray) -> np.ndarray:
+        angle = self.rng.uniform(0, 2 * np.pi)
+        return np.clip(block + self.rng.uniform(*self.reach) * np.array([np.cos(angle), np.sin(angle)]), -0.7, 0.7)
+
+    def act(self, obs, info) -> np.ndarray:
+        pusher, block = info["true_state"][:2], info["true_state"][2:4]
+        if self.target is None or self.age > self.patience or np.linalg.norm(self.target - block) < 0.05:
+            self.target, self.staged, self.age = self._new_target(block), False, 0
+        self.age += 1
+        direction = (self.target - block) / max(np.linalg.norm(self.target - block), 1e-6)
+        stage = block - direction * self.standoff
+        self.staged = self.staged or np.linalg.norm(stage - pusher) < 0.08
+        waypoint = self.target if self.staged else stage
+        action = self.gain * (waypoint - pusher) + self.noise * self.rng.normal(size=2)
+        return np.clip(action, -1, 1).astype(np.float32)
+
+
 class ExplorationMix:
     """Per episode, scripted waypoints (planar tasks) or smooth noise, to cover the state space."""
 
@@ -92,6 +127,7 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "random": RandomPolicy,
     "smooth": SmoothNoisePolicy,
     "explore": ExplorationMix,
+    "push": PushExplorer,
 }
 
 

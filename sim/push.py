@@ -27,6 +27,7 @@ class PushEnv(MujocoTaskEnv):
     """state = pusher (x, y, vx, vy); true_state = pusher (x, y), block (x, y, yaw); goal = block (x, y, yaw)."""
 
     planar_agent = True  # true_state[:2] is a directly actuated point: scripted exploration can steer it
+    pushable_object = True  # true_state[2:4] is the block: the push policy drives it
 
     def __init__(self, variant: str = "push", max_steps: int | None = None, **kwargs) -> None:
         if variant not in WALL_LAYOUTS:
