@@ -49,7 +49,7 @@ class FinetuneConfig(Config):
     steps: int = 400  # optimizer updates at most
     eval_every: int = 25  # updates between held-out evaluations
     patience: int = 4  # evaluations without a held-out improvement before stopping
-    learning_rate: float = 2e-4  # below training's 6e-4: start from a good model, do not shake it loose
+    learning_rate: float = 2e-4  # below training's 1.5e-3: start from a good model, do not shake it loose
     batch_size: int = 16
     seq_len: int = 16
     sim_fraction: float = 0.0  # share of each batch's windows drawn from the sim dataset

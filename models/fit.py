@@ -7,8 +7,10 @@ directory. Resuming restores weights, optimizer moments and both RNGs from the l
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,13 @@ def save_preview(path: Path, model: nn.Module, batch: dict[str, torch.Tensor], c
     rows = torch.cat([truth, torch.cat([truth[:, :context], predicted], 1)], dim=-2)  # [B, L, 3, 2h, w]
     grid = to_uint8_images(rows).permute(0, 2, 1, 3, 4).flatten(2, 3).flatten(0, 1)  # [B*2h, L*w, 3]
     imageio.imwrite(path, grid.cpu().numpy())
+
+
+def cosine_learning_rate(config: TrainConfig, step: int) -> float:
+    """The rate of update `step` (1-based): cosine from learning_rate to learning_rate * final_lr_fraction."""
+    progress = (step - 1) / max(config.steps - 1, 1)
+    floor = config.final_lr_fraction
+    return config.learning_rate * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "rssm", preset: str = "cpu",
@@ -114,7 +123,7 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
                   on_log=log.write if log else None,
                   every=[(train_config.save_every, save), (train_config.preview_every, preview)] if rank == 0 else [],
                   frames_per_step=train_config.batch_size * train_config.seq_len * world,
-                  progress=progress and rank == 0)
+                  learning_rate=partial(cosine_learning_rate, train_config), progress=progress and rank == 0)
     if log is not None:
         log.close()
         summary = {"kind": kind, "preset": preset, "start_step": start_step, "steps": train_config.steps,

@@ -57,11 +57,14 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
           start_step: int, steps: int, grad_clip: float, log_every: int,
           on_log: Callable[[int, Metrics], None] | None = None,
           every: Sequence[tuple[int, Callable[[int], None]]] = (),
-          frames_per_step: int = 0, progress: bool = True) -> Metrics:
+          frames_per_step: int = 0, learning_rate: Callable[[int], float] | None = None,
+          progress: bool = True) -> Metrics:
     """Run updates start_step+1 .. steps. `model(images, actions) -> (loss, metrics)`; it may be DDP-wrapped.
 
     `every` pairs an interval with a callback given the finished step (checkpoints, previews);
-    `frames_per_step` (all processes together) turns update time into a throughput figure.
+    `frames_per_step` (all processes together) turns update time into a throughput figure;
+    `learning_rate(step)`, when given, sets the optimizer's rate before each update (a function of
+    the step alone, so a resumed run continues the same schedule).
     Returns the last logged metrics.
     """
     model.train()
@@ -76,6 +79,9 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
         loss, metrics = model(batch["image"], batch["action"])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower learning_rate or check the data")
+        if learning_rate is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)

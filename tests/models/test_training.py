@@ -1,3 +1,4 @@
+import json
 import os
 import socket
 
@@ -9,8 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from hvp.cli import main
 from hvp.models import checkpoint
-from hvp.models.config import PixelConfig, RSSMConfig
-from hvp.models.fit import fit
+from hvp.models.config import PixelConfig, RSSMConfig, TrainConfig
+from hvp.models.fit import cosine_learning_rate, fit
 from hvp.models.train import train
 
 
@@ -53,6 +54,18 @@ def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(maze_dataset, t
         assert torch.equal(value, resumed.state_dict()[name]), name
     rows = (tmp_path / "split" / "metrics.csv").read_text().splitlines()
     assert rows[0].startswith("step,loss") and [r.split(",")[0] for r in rows[1:]] == ["3", "5", "6"]  # log_every 5, plus the last step
+
+
+def test_the_learning_rate_decays_from_its_start_to_its_floor(maze_dataset, tmp_path):
+    config = TrainConfig.preset("cpu", steps=5)
+    rates = [cosine_learning_rate(config, step) for step in range(1, 6)]
+    assert rates[0] == pytest.approx(config.learning_rate)
+    assert rates[-1] == pytest.approx(config.learning_rate * config.final_lr_fraction) and config.final_lr_fraction < 1
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    fit(maze_dataset, tmp_path / "run", preset="debug", train_overrides={"steps": 4, "final_lr_fraction": 0.1},
+        threads=1, progress=False)
+    saved = json.loads((tmp_path / "run" / checkpoint.TRAIN_STEP_FILE).read_text())
+    assert saved["param_groups"][0]["lr"] == pytest.approx(1e-4)  # debug's 1e-3, the last update at the floor
 
 
 def _ddp_worker(rank: int, port: int, data_path: str, out: str) -> None:
