@@ -13,6 +13,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="rssm", choices=("rssm", "pixel"), help="latent RSSM or pixel baseline")
     parser.add_argument("--steps", type=int, help="total optimizer updates (overrides the preset)")
     parser.add_argument("--batch-size", type=int, help="windows per update and process (overrides the preset)")
+    parser.add_argument("--lr", type=float, help="starting learning rate (overrides the preset)")
+    parser.add_argument("--final-lr-fraction", type=float,
+                        help="cosine decay to lr x this by the last update; 1 keeps it constant (overrides the preset)")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -25,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from hvp.models.fit import fit
 
     overrides = {name: value for name, value in (("steps", args.steps), ("batch_size", args.batch_size),
+                                                 ("learning_rate", args.lr),
+                                                 ("final_lr_fraction", args.final_lr_fraction),
                                                  ("seed", args.seed)) if value is not None}
     dataset = load_dataset(args.data)
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides, resume=args.resume,
