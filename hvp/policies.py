@@ -99,7 +99,8 @@ class PushExplorer:
         if self.target is None or self.age > self.patience or np.linalg.norm(self.target - block) < 0.05:
             self.target, self.staged, self.age = self._new_target(block), False, 0
         self.age += 1
-        direction = (self.target - block) / max(np.linalg.norm(self.target - block), 1e-6)
+        offset = self.target - block
+        direction = offset / max(np.linalg.norm(offset), 1e-6)
         stage = block - direction * self.standoff
         self.staged = self.staged or np.linalg.norm(stage - pusher) < 0.08
         waypoint = self.target if self.staged else stage

@@ -10,7 +10,8 @@ HELP = "collect episodes with a scripted or random policy into a robomimic-style
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="registered task name (see `hvp envs`)")
     parser.add_argument("--episodes", type=int, default=100, help="episodes in the dataset when done")
-    parser.add_argument("--policy", default="explore", help="random | smooth | explore | push (goal-directed block pushes) (default: explore)")
+    parser.add_argument("--policy", default="explore",
+                        help="random | smooth | explore | push (goal-directed block pushes) (default: explore)")
     parser.add_argument("--out", required=True, help="HDF5 file to write; an interrupted run resumes into it")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
