@@ -22,9 +22,10 @@ from tqdm.auto import tqdm
 
 from hvp.contracts import Controller
 
-COSTS = ("latent", "temporal", "pixel")
+COSTS = ("latent", "temporal", "pixel", "readout")
 RANDOM_ACTIONS = "random-actions"
 DISTANCE_DIR = "distance"  # where hvp train-distance puts the temporal-distance model inside a run
+READOUT_DIR = "readout"  # where hvp train-readout puts the state readout inside a run
 Decode = Callable[[np.ndarray], np.ndarray]  # latents float32 [K, D] -> images uint8 [K, h, w, 3]
 
 
@@ -47,25 +48,36 @@ class RandomActions:
         return state, state["rng"].uniform(-1.0, 1.0, self.action_dim).astype(np.float32)
 
 
-def build_cost(name: str, runtime: Any, distance_dir: str | Path | None = None) -> Any:
+def build_cost(name: str, runtime: Any, distance_dir: str | Path | None = None,
+               readout_dir: str | Path | None = None) -> Any:
     """A planning cost term by name: "latent" (squared latent distance), "temporal" (learned steps, the model in
-    `distance_dir` made by hvp train-distance), "pixel"."""
-    from hvp.planners.costs import LatentDistance, PixelMSE, TemporalDistance
+    `distance_dir` made by hvp train-distance), "pixel", "readout" (the task's state_cost on states read out of
+    the latents by the model in `readout_dir`, made by hvp train-readout)."""
+    from hvp.planners.costs import LatentDistance, PixelMSE, StateCost, TemporalDistance
 
-    # every step counts for latent and temporal costs: a last-step-only cost leaves the first actions free
-    # (docs/planners.md); pixel decodes each weighted step, so it scores the last one only to stay affordable
+    # every step counts for latent, temporal and readout costs: a last-step-only cost leaves the first actions
+    # free (docs/planners.md); pixel decodes each weighted step, so it scores the last one only to stay affordable
     if name == "latent":
         return LatentDistance(weighting="all")
     if name == "pixel":
         return PixelMSE(runtime)
+    device = getattr(runtime, "device", None)
     if name == "temporal":
         from hvp.models.temporal_distance import load_distance
 
         if distance_dir is None:
             raise ValueError("distance_dir: cost 'temporal' needs the folder of a temporal-distance model "
                              "(hvp train-distance); pass it, or use cost 'latent'")
-        distance = load_distance(distance_dir, device=getattr(runtime, "device", None))
-        return TemporalDistance(distance, weighting="all")
+        return TemporalDistance(load_distance(distance_dir, device=device), weighting="all")
+    if name == "readout":
+        from hvp.models.readout import load_readout
+        from hvp.sim import task_state_cost
+
+        if readout_dir is None:
+            raise ValueError("readout_dir: cost 'readout' needs the folder of a state readout (hvp train-readout); "
+                             "pass it, or use cost 'temporal'")
+        readout = load_readout(readout_dir, device=device)
+        return StateCost(readout, task_state_cost(readout.task), weighting="all")
     raise ValueError(f"cost: expected one of {', '.join(COSTS)}, got {name!r}")
 
 
@@ -73,7 +85,7 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
                      horizon: int | None = None, seed: int = 0, device: str | None = None,
                      threads: int | None = None, distance_dir: str | Path | None = None,
                      optimizer_overrides: Mapping[str, Any] | None = None,
-                     gradient_steps: int = 0) -> tuple[Controller, Decode | None]:
+                     gradient_steps: int = 0, readout_dir: str | Path | None = None) -> tuple[Controller, Decode | None]:
     """-> (controller, decode of its imagined latents for videos, or None) for the world model in `run_dir`.
 
     `planner` is an optimizer name (hvp.planners.OPTIMIZERS) or "random-actions".
@@ -90,7 +102,8 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
         return RandomActions(runtime.action_dim, seed), None
     from hvp.deploy import mpc_controller
 
-    cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR)
+    cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR,
+                           readout_dir or Path(run_dir) / READOUT_DIR)
     return (mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides, gradient_steps),
             runtime.decode)
 

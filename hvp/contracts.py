@@ -69,6 +69,14 @@ class DifferentiableRuntime(ModelRuntime, Protocol):
 
 
 @runtime_checkable
+class StateReadout(Protocol):
+    """An estimate of the task's true low-dimensional state from planning latents (hvp.models.readout)."""
+
+    def states(self, latents: np.ndarray) -> np.ndarray:
+        """latents float32 [N, D] -> float32 [N, S]."""
+
+
+@runtime_checkable
 class Distance(Protocol):
     """A cost between latents: predicted control steps (or a proxy) from a to b."""
 

@@ -72,14 +72,16 @@ def predict(runtime: Any, state: ModelState, actions: np.ndarray) -> dict[str, n
 
 def mpc_controller(runtime: Any, planner: str = "cem", cost: str = "latent", *, preset: str = "cpu",
                    horizon: int | None = None, seed: int = 0, distance_dir: str | os.PathLike | None = None,
-                   optimizer_overrides: Mapping[str, Any] | None = None) -> Controller:
+                   optimizer_overrides: Mapping[str, Any] | None = None,
+                   readout_dir: str | os.PathLike | None = None) -> Controller:
     """Flat latent MPC over any ModelRuntime: `planner` from hvp.planners.OPTIMIZERS, `cost` latent | temporal | pixel
-    ("temporal" needs `distance_dir`, a model from hvp train-distance)."""
+    | readout ("temporal" needs `distance_dir`, a model from hvp train-distance; "readout" needs `readout_dir`, from
+    hvp train-readout)."""
     from hvp.agent import build_cost
     from hvp import deploy
 
-    return deploy.mpc_controller(runtime, build_cost(cost, runtime, distance_dir), planner, preset, horizon, seed,
-                                 optimizer_overrides)
+    return deploy.mpc_controller(runtime, build_cost(cost, runtime, distance_dir, readout_dir), planner, preset,
+                                 horizon, seed, optimizer_overrides)
 
 
 def hierarchical_controller(run_dir: Any, planner: str = "cem", cost: str = "temporal", *, subgoals: str = "auto",

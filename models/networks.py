@@ -29,6 +29,24 @@ def foreground_weights(images: torch.Tensor, weight: float, threshold: float) ->
     return 1.0 + (weight - 1.0) * moving.float()
 
 
+class LatentNormalized(nn.Module):
+    """Base of the small latent-space networks: world-model latents have unequal scales per dimension, so
+    inputs are standardized with the training data's per-dimension mean and std (buffers, saved with the weights)."""
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("latent_mean", torch.zeros(latent_dim))
+        self.register_buffer("latent_std", torch.ones(latent_dim))
+
+    def set_normalization(self, latents: torch.Tensor) -> None:
+        """latents float32 [M, D] of the training data -> per-dimension mean and std used on every input."""
+        self.latent_mean.copy_(latents.mean(0))
+        self.latent_std.copy_(latents.std(0).clamp(min=1e-3))
+
+    def normalize(self, latents: torch.Tensor) -> torch.Tensor:
+        return (latents - self.latent_mean) / self.latent_std
+
+
 class ConvEncoder(nn.Module):
     """images float32 [B, 3, h, w] -> embeddings float32 [B, E], E = 8 * depth * h/16 * w/16."""
 
@@ -86,6 +104,15 @@ class GRUCell(nn.Module):
         update = torch.sigmoid(input_update + state_update)
         candidate = torch.tanh(input_new + reset * state_new)
         return (1.0 - update) * candidate + update * state
+
+
+def layer_norm_mlp(width_in: int, hidden: int, depth: int, width_out: int) -> nn.Sequential:
+    """`depth` hidden layers of Linear, LayerNorm, SiLU, then a linear output: the small latent-space networks."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width_in, hidden), nn.LayerNorm(hidden), nn.SiLU()]
+        width_in = hidden
+    return nn.Sequential(*layers, nn.Linear(width_in, width_out))
 
 
 def mlp(input_dim: int, hidden_dim: int, output_dim: int) -> nn.Sequential:

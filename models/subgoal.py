@@ -30,6 +30,7 @@ from torch import nn
 from hvp.config import Config, require
 from hvp.models.checkpoint import load_small_model, save_small_model
 from hvp.models.fit_distance import EpisodeLatents, init_latent_model, train_steps
+from hvp.models.networks import LatentNormalized, layer_norm_mlp
 from hvp.subgoal_tree import recursive_midpoints
 
 FORMAT_VERSION = 1
@@ -83,15 +84,7 @@ SubgoalTrainConfig.PRESETS = {"debug": dict(steps=400, batch_size=128, learning_
                               "gpu": dict(steps=20_000, batch_size=1024)}
 
 
-def mlp(width_in: int, hidden: int, depth: int, width_out: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for _ in range(depth):
-        layers += [nn.Linear(width_in, hidden), nn.LayerNorm(hidden), nn.SiLU()]
-        width_in = hidden
-    return nn.Sequential(*layers, nn.Linear(width_in, width_out))
-
-
-class SubgoalCVAE(nn.Module):
+class SubgoalCVAE(LatentNormalized):
     """q(z | s, g, m) and m = decoder(s, g, z), on normalized latents; the prior p(z) is N(0, I).
 
     The decoder predicts the midpoint as an offset from the straight average (s + g) / 2:
@@ -99,21 +92,11 @@ class SubgoalCVAE(nn.Module):
     """
 
     def __init__(self, config: SubgoalConfig) -> None:
-        super().__init__()
+        super().__init__(config.latent_dim)
         self.config = config
         dim, code = config.latent_dim, config.code_dim
-        self.posterior = mlp(3 * dim, config.hidden_dim, config.depth, 2 * code)
-        self.decoder = mlp(2 * dim + code, config.hidden_dim, config.depth, dim)
-        self.register_buffer("latent_mean", torch.zeros(dim))
-        self.register_buffer("latent_std", torch.ones(dim))
-
-    def set_normalization(self, latents: torch.Tensor) -> None:
-        """latents float32 [M, D] of the training data -> per-dimension mean and std used on every input."""
-        self.latent_mean.copy_(latents.mean(0))
-        self.latent_std.copy_(latents.std(0).clamp(min=1e-3))
-
-    def normalize(self, latents: torch.Tensor) -> torch.Tensor:
-        return (latents - self.latent_mean) / self.latent_std
+        self.posterior = layer_norm_mlp(3 * dim, config.hidden_dim, config.depth, 2 * code)
+        self.decoder = layer_norm_mlp(2 * dim + code, config.hidden_dim, config.depth, dim)
 
     def decode_midpoint(self, start: torch.Tensor, goal: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """start, goal float32 [B, D] (raw latents), codes [B, C] -> midpoint latents float32 [B, D]."""

@@ -37,6 +37,7 @@ from torch import nn
 from hvp.config import Config, require
 from hvp.contracts import Vjp, check_array, check_latent_pair
 from hvp.models.checkpoint import load_small_model, save_small_model
+from hvp.models.networks import LatentNormalized, layer_norm_mlp
 from hvp.models.runtime import resolve_device
 
 FORMAT_VERSION = 2  # 2: metric embedding (1 was an MLP on latent pairs)
@@ -67,7 +68,7 @@ TemporalDistanceConfig.PRESETS = {"debug": dict(hidden_dim=32, embed_dim=8, max_
                                   "gpu": dict(hidden_dim=512, depth=3, embed_dim=64, max_steps=120)}
 
 
-class TemporalDistanceNet(nn.Module):
+class TemporalDistanceNet(LatentNormalized):
     """Embedding MLP phi on normalized latents; steps(a, b) = min(||phi(a) - phi(b)|| + detour(a, b), K_max).
 
     The detour (a reachability model's, models/reachability.py) is a non-negative MLP on
@@ -78,15 +79,9 @@ class TemporalDistanceNet(nn.Module):
     """
 
     def __init__(self, config: TemporalDistanceConfig) -> None:
-        super().__init__()
+        super().__init__(config.latent_dim)
         self.config = config
-        layers: list[nn.Module] = []
-        width = config.latent_dim
-        for _ in range(config.depth):
-            layers += [nn.Linear(width, config.hidden_dim), nn.LayerNorm(config.hidden_dim), nn.SiLU()]
-            width = config.hidden_dim
-        layers.append(nn.Linear(width, config.embed_dim))
-        self.embedding = nn.Sequential(*layers)
+        self.embedding = layer_norm_mlp(config.latent_dim, config.hidden_dim, config.depth, config.embed_dim)
         self.detour_net = None
         if config.detour_hidden:
             self.detour_net = nn.Sequential(nn.Linear(2 * config.embed_dim, config.detour_hidden), nn.SiLU(),
@@ -94,18 +89,10 @@ class TemporalDistanceNet(nn.Module):
             with torch.no_grad():  # start at ~0 extra steps: a fresh detour changes no prediction
                 self.detour_net[-1].weight.mul_(0.01)
                 self.detour_net[-1].bias.fill_(-6.0)
-        # latent statistics of the training data: world-model latents have unequal scales per dimension
-        self.register_buffer("latent_mean", torch.zeros(config.latent_dim))
-        self.register_buffer("latent_std", torch.ones(config.latent_dim))
-
-    def set_normalization(self, latents: torch.Tensor) -> None:
-        """latents float32 [M, D] of the training data -> per-dimension mean and std used on every input."""
-        self.latent_mean.copy_(latents.mean(0))
-        self.latent_std.copy_(latents.std(0).clamp(min=1e-3))
 
     def embed(self, latents: torch.Tensor) -> torch.Tensor:
         """latents [N, D] -> embeddings [N, embed_dim], in control steps."""
-        return self.embedding((latents - self.latent_mean) / self.latent_std)
+        return self.embedding(self.normalize(latents))
 
     @staticmethod
     def _metric(embed_a: torch.Tensor, embed_b: torch.Tensor) -> torch.Tensor:

@@ -12,11 +12,11 @@ gradient plan refinement (planners/gradient.py). PixelMSE has none (decode() is 
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from hvp.contracts import DifferentiableDistance, Distance, ModelRuntime
+from hvp.contracts import DifferentiableDistance, Distance, ModelRuntime, StateReadout
 
 STEP_WEIGHTINGS = ("last", "all")
 
@@ -133,6 +133,33 @@ class TemporalDistance:
         latent_grads = np.zeros(latents.shape, np.float32)
         latent_grads[:, steps] = vjp(np.tile(weights, population).astype(np.float32)).reshape(population, len(steps), dim)
         return latent_grads, np.zeros_like(actions, dtype=np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class StateCost:
+    """A task's cost-to-go between true states, read out of the imagined latents and the target latent.
+
+    `state_cost(states float [N, h', S], goal_state float [S]) -> float [N, h']` is the task's own
+    (hvp.sim tasks' state_cost); the readout estimates both sides, so the planner still sees only
+    latents. One batched states() call over all weighted (sample, step) pairs plus the target.
+    """
+
+    readout: StateReadout
+    state_cost: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    weighting: str = "all"
+    discount: float = 1.0
+
+    def __call__(self, latents: np.ndarray, actions: np.ndarray, target: np.ndarray) -> np.ndarray:
+        steps, weights = weighted_steps(latents, actions, target, self.weighting, self.discount)
+        population, dim = latents.shape[0], latents.shape[-1]
+        flat = np.concatenate([latents[:, steps].reshape(-1, dim), target[None]]).astype(np.float32)
+        states = np.asarray(self.readout.states(flat), dtype=np.float64)
+        if states.ndim != 2 or len(states) != len(flat):
+            raise ValueError(f"readout.states: expected shape ({len(flat)}, S), got {states.shape}")
+        costs = np.asarray(self.state_cost(states[:-1].reshape(population, len(steps), -1), states[-1]), np.float64)
+        if costs.shape != (population, len(steps)):
+            raise ValueError(f"state_cost: expected shape ({population}, {len(steps)}), got {costs.shape}")
+        return costs @ weights
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,9 @@ made, and a missing one names the pip extra to install.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 import gymnasium as gym
 
@@ -33,6 +35,19 @@ ENVS.register("pybullet-push", "hvp.sim.pybullet_env:PushEnv", extra="pybullet",
 def make(name: str, **overrides: Any) -> gym.Env:
     """Build a registered task; overrides go to its constructor (image_size, max_steps, randomization, ...)."""
     return ENVS.make(name, **overrides)
+
+
+def task_state_cost(name: str | None) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The cost-to-go of registered task `name` between true states, without building the task:
+    state_cost(states float [..., S], goal_state float [S]) -> float64 [...], 0 at the goal. Planners
+    read it on states estimated from latents (hvp.models.readout; planners/costs.StateCost)."""
+    if not name:
+        raise ValueError("task: the readout's dataset names no task (its env_args have no env_name), so there is "
+                         "no state cost to plan with; use the temporal cost")
+    cost = getattr(ENVS.entry(name).resolve(), "state_cost", None)
+    if cost is None:
+        raise ValueError(f"task {name!r} defines no state_cost(); plan it with the temporal or latent cost")
+    return cost
 
 
 def names() -> list[str]:

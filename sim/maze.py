@@ -77,5 +77,10 @@ class MazeEnv(MujocoTaskEnv):
     def distance_to_goal(self, data, goal: np.ndarray) -> float:
         return float(np.linalg.norm(data.qpos[:2] - goal))
 
+    @staticmethod
+    def state_cost(states: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
+        """Straight-line ball distance: walls are not charged (the temporal cost knows them)."""
+        return np.linalg.norm(states[..., :2] - goal_state[:2], axis=-1).astype(np.float64)
+
     def is_success(self, data, goal: np.ndarray) -> bool:
         return self.distance_to_goal(data, goal) < SUCCESS_RADIUS

@@ -21,6 +21,8 @@ WALL_LAYOUTS = {
     "push-wall": [[Wall(0.0, 0.0, 0.45, 0.05)], [Wall(0.15, 0.0, 0.4, 0.05)], [Wall(-0.15, 0.0, 0.4, 0.05)]],
 }
 HORIZONS = {"push": 80, "push-wall": 200}
+PUSH_OFFSET = BLOCK_HALF * 1.5 + PUSHER_RADIUS  # pusher centre behind the block's centre while pushing
+APPROACH_WEIGHT = 0.5  # cost per unit of the pusher's distance from its pushing spot, beside the block's
 
 
 class PushEnv(MujocoTaskEnv):
@@ -64,7 +66,7 @@ class PushEnv(MujocoTaskEnv):
             pusher = rng.uniform(-0.85, 0.85, size=2)
         # the pusher ends up behind the block, on the side it pushed from
         direction = (goal - block) / max(np.linalg.norm(goal - block), 1e-6)
-        pusher_at_goal = goal - direction * (BLOCK_HALF * 1.5 + PUSHER_RADIUS)
+        pusher_at_goal = goal - direction * PUSH_OFFSET
         start_qpos = np.concatenate([pusher, block, [yaw]])
         goal_qpos = np.concatenate([pusher_at_goal, goal, [yaw]])
         return start_qpos, goal_qpos, np.concatenate([goal, [yaw]])
@@ -77,6 +79,19 @@ class PushEnv(MujocoTaskEnv):
 
     def distance_to_goal(self, data, goal: np.ndarray) -> float:
         return float(np.linalg.norm(data.qpos[2:4] - goal[:2]))
+
+    @staticmethod
+    def state_cost(states: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
+        """Block to its goal, plus the pusher to the spot behind the block on the line to that goal.
+
+        The block term alone leaves a pusher on the wrong side nothing to gain within a short horizon,
+        and "pusher near the block" rewards pushing it the wrong way: CEM on the simulator itself reached
+        5/10 push episodes with that shaping and 10/10 with this one (docs/planning.md)."""
+        block, to_goal = states[..., 2:4], goal_state[2:4] - states[..., 2:4]
+        remaining = np.linalg.norm(to_goal, axis=-1, keepdims=True)
+        pushing_spot = block - to_goal / np.maximum(remaining, 1e-6) * PUSH_OFFSET
+        return (remaining[..., 0] + APPROACH_WEIGHT * np.linalg.norm(states[..., :2] - pushing_spot, axis=-1)
+                ).astype(np.float64)
 
     def is_success(self, data, goal: np.ndarray) -> bool:
         return self.distance_to_goal(data, goal) < SUCCESS_RADIUS

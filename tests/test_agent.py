@@ -84,7 +84,7 @@ def test_random_actions_are_seeded_and_bounded():
 def test_unknown_names_list_the_known_ones(run_dir):
     with pytest.raises(ValueError, match=r"planner: expected one of .*cem.*random-actions.*, got 'annealing'"):
         build_controller(run_dir, "annealing", "latent")
-    with pytest.raises(ValueError, match=r"cost: expected one of latent, temporal, pixel, got 'l1'"):
+    with pytest.raises(ValueError, match=r"cost: expected one of latent, temporal, pixel, readout, got 'l1'"):
         build_controller(run_dir, "cem", "l1")
 
 
@@ -115,3 +115,24 @@ def test_gradient_steps_polish_plans_of_the_torch_model_and_refuse_the_pixel_cos
                  "--gradient-steps", "2", "--episodes", "1", "--max-steps", "2", "--videos", "0", "--out", str(out),
                  "--no-progress"]) == 0
     assert json.loads((out / "summary.json").read_text())["gradient_steps"] == 2
+
+
+def test_cli_train_readout_then_plan_with_the_task_cost(run_dir, tmp_path, capsys):
+    from hvp.cli import main
+    from hvp.data import save_trajectories
+    from hvp.simulate import simulate
+
+    data = save_trajectories(simulate("maze-easy", "explore", 2, env_kwargs={"max_steps": 10}, progress=False),
+                             tmp_path / "maze.hdf5", {"env_name": "maze-easy"})
+    readout = tmp_path / "readout"
+    assert main(["train-readout", run_dir, "--data", str(data), "--preset", "debug", "--steps", "30",
+                 "--held-out", "0", "--out", str(readout), "--no-progress"]) == 0
+    assert "task: maze-easy" in capsys.readouterr().out
+    out = tmp_path / "plan"
+    assert main(["plan", "--env", "maze-easy", "--model", run_dir, "--cost", "readout", "--readout", str(readout),
+                 "--preset", "debug", "--episodes", "1", "--max-steps", "3", "--videos", "0", "--out", str(out),
+                 "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["cost"] == "readout" and summary["per_episode"][0]["steps"] in (1, 2, 3)
+    with pytest.raises(Exception, match="hvp train-readout"):  # no RUN/readout: the error says how to make one
+        build_controller(run_dir, "cem", "readout", preset="debug")

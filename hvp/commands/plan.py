@@ -11,7 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="run directory of an rssm world model")
     parser.add_argument("--planner", default="cem",
                         help="optimizer (random, cem, icem, mppi, cmaes) or random-actions (baseline)")
-    parser.add_argument("--cost", default="temporal", help="latent | temporal (needs MODEL/distance) | pixel")
+    parser.add_argument("--cost", default="temporal",
+                        help="latent | temporal (needs MODEL/distance) | pixel | readout (needs MODEL/readout)")
+    parser.add_argument("--readout", help="state readout folder for --cost readout (default: MODEL/readout)")
     parser.add_argument("--distance", help="temporal-distance folder (default: MODEL/distance)")
     parser.add_argument("--reachability", help="hierarchical: the high level's distance, refined on controller "
                                                "outcomes (hvp refine-reachability; default: --distance)")
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     controller, decode = build_controller(args.model, args.planner, args.cost, preset=args.preset,
                                           horizon=args.horizon, seed=args.seed, device=args.device,
                                           threads=args.threads, distance_dir=args.distance,
-                                          optimizer_overrides=overrides, gradient_steps=args.gradient_steps)
+                                          optimizer_overrides=overrides, gradient_steps=args.gradient_steps,
+                                          readout_dir=args.readout)
     env = make(args.env, **({"max_steps": args.max_steps} if args.max_steps else {}))
     out = Path(args.out or Path(args.model) / f"plan_{args.planner}_{args.cost}")
     meta = {"env": args.env, "model": args.model, "planner": args.planner, "cost": args.cost, "preset": args.preset,

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from hvp.planners.costs import ActionMagnitude, ActionSmoothness, LatentDistance, PixelMSE, TemporalDistance, \
-    WeightedSum, step_weights
+from hvp.planners.costs import ActionMagnitude, ActionSmoothness, LatentDistance, PixelMSE, StateCost, \
+    TemporalDistance, WeightedSum, step_weights
 
 
 def rollout(population=3, horizon=4, latent_dim=4, action_dim=2, seed=0):
@@ -56,6 +56,28 @@ def test_temporal_distance_makes_one_batched_call_to_any_distance():
     np.testing.assert_allclose(cost, (np.abs(latents[..., 0] - target[0]) / 0.1).mean(axis=1), rtol=1e-5)
     last = TemporalDistance(distance)(latents, actions, target)
     np.testing.assert_allclose(last, np.abs(latents[:, -1, 0] - target[0]) / 0.1, rtol=1e-5)
+
+
+def test_state_cost_reads_rollout_and_target_in_one_call():
+    class FirstTwoDimensions:  # a StateReadout: the "true state" is the latent's first two entries, doubled
+        calls = []
+
+        def states(self, latents):
+            self.calls.append(latents.shape)
+            return 2 * latents[:, :2]
+
+    def distance_in_x(states, goal_state):
+        return np.abs(states[..., 0] - goal_state[0])
+
+    latents, actions, target = rollout()
+    readout = FirstTwoDimensions()
+    cost = StateCost(readout, distance_in_x)(latents, actions, target)
+    assert readout.calls == [(3 * 4 + 1, 4)]  # every weighted step and the target, in one call
+    np.testing.assert_allclose(cost, np.abs(2 * latents[..., 0] - 2 * target[0]).mean(axis=1), rtol=1e-5)
+    last = StateCost(readout, distance_in_x, weighting="last")(latents, actions, target)
+    np.testing.assert_allclose(last, np.abs(2 * latents[:, -1, 0] - 2 * target[0]), rtol=1e-5)
+    with pytest.raises(ValueError, match="state_cost: expected shape"):
+        StateCost(readout, lambda states, goal: states.sum())(latents, actions, target)
 
 
 def test_action_terms_and_weighted_sum():
