@@ -12,7 +12,8 @@ def add_latent_model_arguments(parser: argparse.ArgumentParser, *, out_dir: str,
     --seed (of the `samples` drawn and the weights), --threads, --no-progress; `data_note` says what the
     dataset's episodes give. The verb adds its own model or sampling flags after these."""
     parser.add_argument("run", help="run directory of an rssm world model (hvp train --model rssm)")
-    parser.add_argument("--data", required=True, help=f"HDF5 dataset written by hvp collect ({data_note})")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help=f"HDF5 dataset(s) of one task written by hvp collect ({data_note})")
     parser.add_argument("--out", help=f"output folder (default: RUN/{out_dir}, where {used_by} looks)")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="network and training size")
     parser.add_argument("--steps", type=int, help="optimizer updates (overrides the preset)")

@@ -23,7 +23,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -252,3 +252,14 @@ def load_dataset(path: str | os.PathLike) -> TrajectoryDataset:
     if not episodes:
         raise DatasetError(f"dataset {os.fspath(path)!r} holds no episodes")
     return TrajectoryDataset([episodes[i] for i in sorted(episodes)], env_args)
+
+
+def load_datasets(paths: Sequence[str | os.PathLike]) -> TrajectoryDataset:
+    """Several datasets of one task as one (episodes in the order given); their tasks must agree."""
+    if not paths:
+        raise DatasetError("paths: expected at least one dataset, got none")
+    datasets = [load_dataset(path) for path in paths]
+    names = {os.fspath(path): dataset.env_args.get("env_name") for path, dataset in zip(paths, datasets)}
+    if len(set(names.values())) > 1:
+        raise DatasetError(f"datasets of different tasks cannot be combined: {names}")
+    return TrajectoryDataset([episode for dataset in datasets for episode in dataset.episodes], datasets[0].env_args)

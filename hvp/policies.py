@@ -1,4 +1,4 @@
-"""Data-collection policies: random, smooth random, and scripted exploration.
+"""Data-collection policies: random, smooth random, scripted exploration, and the planner itself.
 
 A policy is `reset(env, rng)` then `act(obs, info) -> float32 [A]`. Exploration may read
 the simulator's true state: it only gathers data, it never plans toward a goal.
@@ -122,6 +122,34 @@ class ExplorationMix:
 
     def act(self, obs, info) -> np.ndarray:
         return self.current.act(obs, info)
+
+
+class PlannerPolicy:
+    """Latent MPC toward each episode's goal image (hvp.agent.build_controller) as a collection policy:
+    episodes from the states the planner itself visits, to refit the model where it plans (PlaNet's data
+    loop). Gaussian action noise keeps it exploring. The controller is built in the worker at the first
+    reset, so the policy pickles to worker processes as three strings and two numbers."""
+
+    def __init__(self, run: str, planner: str = "cem", cost: str = "temporal", noise: float = 0.3) -> None:
+        if noise < 0:
+            raise ValueError(f"noise: expected a standard deviation >= 0, got {noise}")
+        self.run, self.planner, self.cost, self.noise = run, planner, cost, noise
+        self.controller = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "controller": None}
+
+    def reset(self, env: gym.Env, rng: np.random.Generator) -> None:
+        from hvp.agent import build_controller, reset_controller
+
+        if self.controller is None:
+            self.controller, _ = build_controller(self.run, self.planner, self.cost, threads=1)
+        self.rng = rng
+        self.state = reset_controller(self.controller, env.unwrapped.goal_image, int(rng.integers(2**31)))
+
+    def act(self, obs, info) -> np.ndarray:
+        self.state, action = self.controller.act(self.state, {"image": obs["image"], "state": obs["state"]})
+        return np.clip(action + self.noise * self.rng.normal(size=action.shape), -1, 1).astype(np.float32)
 
 
 POLICIES: dict[str, Callable[[], Policy]] = {

@@ -23,6 +23,22 @@ WALL_LAYOUTS = {
 HORIZONS = {"push": 80, "push-wall": 200}
 PUSH_OFFSET = BLOCK_HALF * 1.5 + PUSHER_RADIUS  # pusher centre behind the block's centre while pushing
 APPROACH_WEIGHT = 0.5  # cost per unit of the pusher's distance from its pushing spot, beside the block's
+FADE_DISTANCE = 0.2  # block-to-goal distance under which the pusher's term fades linearly to 0
+
+
+def path_around_disc(start: np.ndarray, end: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """Length of the shortest path from start to end (float [..., 2]) that does not enter the disc: the
+    straight line when it clears the disc, else the two tangents and the arc between them. Points inside
+    the disc count from its rim."""
+    def tangent(point):
+        offset = point - centre
+        reach = np.maximum(np.linalg.norm(offset, axis=-1), radius)
+        return offset, np.sqrt(reach**2 - radius**2), np.arccos(radius / reach)
+
+    (a, tangent_a, hidden_a), (b, tangent_b, hidden_b) = tangent(start), tangent(end)
+    cosine = np.sum(a * b, -1) / np.maximum(np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1), 1e-12)
+    arc = np.arccos(np.clip(cosine, -1.0, 1.0)) - hidden_a - hidden_b  # > 0: the line would cross the disc
+    return np.where(arc > 0, tangent_a + tangent_b + radius * np.maximum(arc, 0.0), np.linalg.norm(end - start, axis=-1))
 
 
 class PushEnv(MujocoTaskEnv):
@@ -82,7 +98,8 @@ class PushEnv(MujocoTaskEnv):
 
     @staticmethod
     def state_cost(states: np.ndarray, goal_state: np.ndarray) -> np.ndarray:
-        """Block to its goal, plus the pusher to the spot behind the block on the line to that goal.
+        """Block to its goal, plus the pusher's walk to the spot behind the block on the line to that goal,
+        around the block rather than through it.
 
         The block term alone leaves a pusher on the wrong side nothing to gain within a short horizon,
         and "pusher near the block" rewards pushing it the wrong way: CEM on the simulator itself reached
@@ -90,8 +107,11 @@ class PushEnv(MujocoTaskEnv):
         block, to_goal = states[..., 2:4], goal_state[2:4] - states[..., 2:4]
         remaining = np.linalg.norm(to_goal, axis=-1, keepdims=True)
         pushing_spot = block - to_goal / np.maximum(remaining, 1e-6) * PUSH_OFFSET
-        return (remaining[..., 0] + APPROACH_WEIGHT * np.linalg.norm(states[..., :2] - pushing_spot, axis=-1)
-                ).astype(np.float64)
+        walk = path_around_disc(states[..., :2], pushing_spot, block, BLOCK_HALF * np.sqrt(2) + PUSHER_RADIUS)
+        # near the goal the line to it, and so the pushing spot, swings with every centimetre of estimate:
+        # let the walk fade there, or the planner circles the block instead of finishing the push
+        fade = np.minimum(remaining[..., 0] / FADE_DISTANCE, 1.0)
+        return (remaining[..., 0] + APPROACH_WEIGHT * fade * walk).astype(np.float64)
 
     def is_success(self, data, goal: np.ndarray) -> bool:
         return self.distance_to_goal(data, goal) < SUCCESS_RADIUS

@@ -136,3 +136,31 @@ def test_cli_train_readout_then_plan_with_the_task_cost(run_dir, tmp_path, capsy
     assert summary["cost"] == "readout" and summary["per_episode"][0]["steps"] in (1, 2, 3)
     with pytest.raises(Exception, match="hvp train-readout"):  # no RUN/readout: the error says how to make one
         build_controller(run_dir, "cem", "readout", preset="debug")
+
+
+def test_planner_policy_collects_on_policy_episodes(run_dir, tmp_path):
+    import pickle
+
+    from hvp.data import load_dataset
+    from hvp.policies import PlannerPolicy
+    from hvp.simulate import simulate
+
+    policy = PlannerPolicy(run_dir, cost="latent", noise=0.0)
+    summaries = simulate("maze-easy", policy, 2, seed=7, out=tmp_path / "mpc.hdf5", env_kwargs={"max_steps": 4},
+                         progress=False)
+    assert [s.frames for s in summaries if not s.success] == [5] * sum(not s.success for s in summaries)
+    episodes = load_dataset(tmp_path / "mpc.hdf5").episodes
+    assert len(episodes) == 2 and all(np.abs(e["action"]).max() <= 1 for e in episodes)
+    # noise-free, the first action is the controller's own first action toward the episode's goal image
+    from hvp.agent import reset_controller
+
+    controller, _ = build_controller(run_dir, "cem", "latent", threads=1)
+    first = episodes[0]
+    rng = np.random.default_rng(7)
+    state = reset_controller(controller, first["goal_image"], int(rng.integers(2**31)))
+    _, action = controller.act(state, {"image": first["image"][0], "state": first["state"][0]})
+    np.testing.assert_allclose(first["action"][0], action, atol=1e-6)
+    # a worker process gets the recipe, not the built controller
+    assert pickle.loads(pickle.dumps(policy)).controller is None and policy.controller is not None
+    with pytest.raises(ValueError, match="noise"):
+        PlannerPolicy(run_dir, noise=-1)

@@ -66,6 +66,22 @@ def test_split_by_episode():
         dataset.split(1.5)
 
 
+def test_datasets_of_one_task_combine_in_order(tmp_path):
+    rng = np.random.default_rng(3)
+    first, second = ([fake_episode(rng) for _ in range(n)] for n in (2, 3))
+    data.save_trajectories(first, tmp_path / "a.hdf5", {"env_name": "push"})
+    data.save_trajectories(second, tmp_path / "b.hdf5", {"env_name": "push"})
+    data.save_trajectories(first, tmp_path / "c.hdf5", {"env_name": "maze-easy"})
+    combined = data.load_datasets([tmp_path / "a.hdf5", tmp_path / "b.hdf5"])
+    assert len(combined) == 5 and combined.env_args["env_name"] == "push"
+    for loaded, saved in zip(combined.episodes, first + second):
+        np.testing.assert_array_equal(loaded["image"], saved["image"])
+    with pytest.raises(data.DatasetError, match="different tasks"):
+        data.load_datasets([tmp_path / "a.hdf5", tmp_path / "c.hdf5"])
+    with pytest.raises(data.DatasetError, match="at least one"):
+        data.load_datasets([])
+
+
 def test_bad_files_and_episodes_are_named(tmp_path):
     with pytest.raises(data.DatasetError, match="no dataset at"):
         data.load_dataset(tmp_path / "missing.hdf5")

@@ -15,10 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hvp.data import load_dataset
+    from hvp.data import load_datasets
     from hvp.models.fit_distance import train_distance
 
-    _, record = train_distance(args.run, load_dataset(args.data), args.out, model_overrides=given(args, "max_steps"),
+    _, record = train_distance(args.run, load_datasets(args.data), args.out, model_overrides=given(args, "max_steps"),
                                train_overrides=given(args, "steps", "seed"), **fit_options(args))
     for split, score in record["scores"].items():
         print(f"{split:>9}: Spearman(predicted, true offset) {score['spearman']:.3f}, "

@@ -14,10 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hvp.data import load_dataset
+    from hvp.data import load_datasets
     from hvp.models.readout import train_readout
 
-    _, record = train_readout(args.run, load_dataset(args.data), args.out, train_overrides=given(args, "steps", "seed"),
+    _, record = train_readout(args.run, load_datasets(args.data), args.out, train_overrides=given(args, "steps", "seed"),
                               **fit_options(args))
     for split, errors in record["mean_abs_error"].items():
         print(f"{split:>9}: mean absolute error per state dimension " +

@@ -15,10 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hvp.data import load_dataset
+    from hvp.data import load_datasets
     from hvp.models.subgoal import train_subgoals
 
-    _, record = train_subgoals(args.run, load_dataset(args.data), args.out,
+    _, record = train_subgoals(args.run, load_datasets(args.data), args.out,
                                train_overrides=given(args, "steps", "seed", "max_offset"), **fit_options(args))
     for split, score in record["scores"].items():
         print(f"{split:>9}: midpoint RMSE (normalized latent) best of 8 codes {score['best_of_codes']:.3f}, "

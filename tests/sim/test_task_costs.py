@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hvp.sim import task_state_cost
-from hvp.sim.push import PUSH_OFFSET, PushEnv
+from hvp.sim.push import PUSH_OFFSET, PushEnv, path_around_disc
 
 
 def push_state(pusher, block):
@@ -25,6 +25,13 @@ def test_push_cost_falls_as_the_block_nears_its_goal_and_prefers_the_pushing_sid
     assert costs[2] < costs[0]
     # batched like a rollout: [N, H, S] -> [N, H]
     assert cost(np.zeros((3, 4, 5)), goal).shape == (3, 4)
+
+
+def test_path_around_disc_takes_tangents_and_arc_only_when_the_line_is_blocked():
+    starts, ends = np.array([[-1.0, 0], [-1, 1], [0, 0.5], [0, 0.2]]), np.array([[1.0, 0], [1, 1], [0, -0.5], [0, -0.2]])
+    lengths = path_around_disc(starts, ends, np.zeros(2), 0.5)
+    tangents, arc = 2 * np.sqrt(1 - 0.25), np.pi - 2 * np.arccos(0.5)  # from (-1, 0): tangent sqrt(1 - r^2)
+    np.testing.assert_allclose(lengths, [tangents + 0.5 * arc, 2.0, 0.5 * np.pi, 0.5 * np.pi])  # inside: from the rim
 
 
 def test_maze_cost_is_the_ball_distance():
