@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install models bench clean
+.PHONY: demo test install models push-onpolicy bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,8 @@ bench: $(STAMP)
 # The shipped checkpoints/ were made by this target: the world models on one H100 GPU (5 runs side by side,
 # ~8 min; on the 2-core CPU each takes a few hours; device chosen automatically), the distance and subgoal models
 # (3000 / 2000 steps, 2-3 min each) and the graph nodes on the CPU. The world models predate the cpu preset's
-# learning-rate decay: --lr 6e-4 --final-lr-fraction 1 is what they were trained at.
+# learning-rate decay and foreground weight: --lr 6e-4 --final-lr-fraction 1 --foreground-weight 5 is what they
+# were trained at.
 MODEL_TASKS := maze-easy maze-hard push
 EPISODES_maze-easy := 400
 EPISODES_maze-hard := 300
@@ -37,8 +38,8 @@ models: $(STAMP)
 	for task in $(MODEL_TASKS); do \
 	  episodes=$$(case $$task in maze-easy) echo $(EPISODES_maze-easy);; maze-hard) echo $(EPISODES_maze-hard);; *) echo $(EPISODES_push);; esac); \
 	  MUJOCO_GL=egl $(BIN)/hvp collect --env $$task --episodes $$episodes --seed 0 --out runs/data/$$task.hdf5 && \
-	  $(BIN)/hvp train --data runs/data/$$task.hdf5 --preset cpu --steps 5500 --batch-size 64 --lr 6e-4 --final-lr-fraction 1 --seed 0 \
-	    --out runs/$$task && \
+	  $(BIN)/hvp train --data runs/data/$$task.hdf5 --preset cpu --steps 5500 --batch-size 64 --lr 6e-4 \
+	    --final-lr-fraction 1 --foreground-weight 5 --seed 0 --out runs/$$task && \
 	  $(BIN)/hvp train-distance runs/$$task --data runs/data/$$task.hdf5 --seed 0 && \
 	  mkdir -p checkpoints/$$task && cp -r runs/$$task/config.json runs/$$task/model.safetensors runs/$$task/distance \
 	    checkpoints/$$task/ || exit 1; \
@@ -50,6 +51,30 @@ models: $(STAMP)
 	  cp -r runs/$$task/subgoals checkpoints/$$task/ || exit 1; \
 	done
 	MUJOCO_GL=egl $(BIN)/hvp graph-nodes checkpoints/maze-hard --data runs/data/maze-hard.hdf5
+
+# checkpoints/push-onpolicy (planned with --cost readout): checkpoints/push and a state readout, then rounds of
+# PlaNet's data loop: 120 episodes of latent MPC with the readout cost (horizon 14, action noise 0.3), a full
+# fine-tune on all on-policy episodes so far with the exploration data mixed into every batch, a readout refit.
+# Needs runs/data/push.hdf5 (make models). About 50 minutes on 2 cores.
+PUSH_ROUNDS := 1 2 3
+push-onpolicy: $(STAMP)
+	MUJOCO_GL=egl $(BIN)/hvp collect --env push --policy push --episodes 200 --seed 400000 \
+	  --out runs/data/push-policy-pushes.hdf5
+	rm -rf runs/push-r0 && mkdir -p runs/push-r0 && \
+	  cp checkpoints/push/config.json checkpoints/push/model.safetensors runs/push-r0/
+	$(BIN)/hvp train-readout runs/push-r0 --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 --seed 0
+	previous=runs/push-r0; onpolicy=""; \
+	for round in $(PUSH_ROUNDS); do \
+	  MUJOCO_GL=egl $(BIN)/hvp collect --env push --policy mpc --model $$previous --cost readout --horizon 14 \
+	    --episodes 120 --seed $$((round * 1000)) --out runs/data/push-onpolicy-r$$round.hdf5 && \
+	  onpolicy="$$onpolicy runs/data/push-onpolicy-r$$round.hdf5" && rm -rf runs/push-r$$round && \
+	  $(BIN)/hvp finetune $$previous --data $$onpolicy --sim-data runs/data/push.hdf5 --out runs/push-r$$round \
+	    --seed 0 && \
+	  $(BIN)/hvp train-readout runs/push-r$$round --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 $$onpolicy \
+	    --seed 0 && previous=runs/push-r$$round || exit 1; \
+	done; \
+	mkdir -p checkpoints/push-onpolicy && cp -r $$previous/config.json $$previous/model.safetensors $$previous/readout \
+	  checkpoints/push-onpolicy/
 
 clean:
 	rm -rf runs build *.egg-info

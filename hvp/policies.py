@@ -128,12 +128,13 @@ class PlannerPolicy:
     """Latent MPC toward each episode's goal image (hvp.agent.build_controller) as a collection policy:
     episodes from the states the planner itself visits, to refit the model where it plans (PlaNet's data
     loop). Gaussian action noise keeps it exploring. The controller is built in the worker at the first
-    reset, so the policy pickles to worker processes as three strings and two numbers."""
+    reset, so the policy pickles to worker processes as its few arguments."""
 
-    def __init__(self, run: str, planner: str = "cem", cost: str = "temporal", noise: float = 0.3) -> None:
+    def __init__(self, run: str, planner: str = "cem", cost: str = "temporal", noise: float = 0.3,
+                 horizon: int | None = None) -> None:
         if noise < 0:
             raise ValueError(f"noise: expected a standard deviation >= 0, got {noise}")
-        self.run, self.planner, self.cost, self.noise = run, planner, cost, noise
+        self.run, self.planner, self.cost, self.noise, self.horizon = run, planner, cost, noise, horizon
         self.controller = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -143,7 +144,7 @@ class PlannerPolicy:
         from hvp.agent import build_controller, reset_controller
 
         if self.controller is None:
-            self.controller, _ = build_controller(self.run, self.planner, self.cost, threads=1)
+            self.controller, _ = build_controller(self.run, self.planner, self.cost, horizon=self.horizon, threads=1)
         self.rng = rng
         self.state = reset_controller(self.controller, env.unwrapped.goal_image, int(rng.integers(2**31)))
 

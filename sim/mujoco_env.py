@@ -89,6 +89,7 @@ class MujocoTaskEnv(gym.Env):
         })
         self.goal_image = np.zeros(self.image_shape, np.uint8)
         self.goal: np.ndarray = np.zeros(0)
+        self.goal_state: np.ndarray = np.zeros(0)
         self._steps = 0
         self._pending: collections.deque[np.ndarray] = collections.deque()
 
@@ -126,6 +127,7 @@ class MujocoTaskEnv(gym.Env):
         start, goal_qpos, self.goal = self.sample_episode(rng, self.layout)
         self._set_qpos(goal_qpos)
         self.goal_image = self.render()
+        self.goal_state = self.true_state(self.data)  # what the goal image shows, for evaluation and references
         self._set_qpos(start)
         self._steps = 0
         self._pending = collections.deque(np.zeros(self.model.nu) for _ in range(self.randomization.action_latency))

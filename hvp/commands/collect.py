@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="mpc: run directory of the world model that plans")
     parser.add_argument("--cost", default="temporal", help="mpc: planning cost (see hvp plan --cost)")
     parser.add_argument("--action-noise", type=float, default=0.3, help="mpc: std of Gaussian noise on its actions")
+    parser.add_argument("--horizon", type=int, help="mpc: planning horizon H (default: the cpu preset's)")
     parser.add_argument("--out", required=True, help="HDF5 file to write; an interrupted run resumes into it")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.model:
             raise SystemExit("--policy mpc: name the world model that plans with --model RUN")
-        policy = PlannerPolicy(args.model, cost=args.cost, noise=args.action_noise)
+        policy = PlannerPolicy(args.model, cost=args.cost, noise=args.action_noise, horizon=args.horizon)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     summaries = simulate(args.env, policy, args.episodes, workers=args.workers, seed=args.seed,
                          out=args.out, env_kwargs=env_kwargs)

@@ -8,11 +8,13 @@ HELP = "fine-tune a world model on recorded/imported real data (full or encoder-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory of the trained model (hvp train)")
-    parser.add_argument("--data", required=True, help="real HDF5 dataset (hvp record, hvp import-data)")
+    parser.add_argument("--data", required=True, nargs="+",
+                        help="real HDF5 dataset(s) (hvp record, hvp import-data), or on-policy data (hvp collect "
+                             "--policy mpc)")
     parser.add_argument("--out", required=True, help="new run directory for the fine-tuned model")
     parser.add_argument("--mode", default="full", choices=("full", "encoder-decoder"),
                         help="full: every weight; encoder-decoder: dynamics (GRU, prior) frozen")
-    parser.add_argument("--sim-data", help="sim HDF5 dataset mixed into every batch against forgetting")
+    parser.add_argument("--sim-data", nargs="+", help="sim HDF5 dataset(s) mixed into every batch against forgetting")
     parser.add_argument("--sim-fraction", type=float, help="share of each batch from --sim-data (default 0.5 with it)")
     parser.add_argument("--held-out", type=float, help="share of real episodes held out for early stopping (0.2)")
     parser.add_argument("--steps", type=int, help="optimizer updates at most (overrides the preset)")
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from hvp.config import ConfigError
-    from hvp.data import DatasetError, load_dataset
+    from hvp.data import DatasetError, load_datasets
     from hvp.models.checkpoint import CheckpointError
     from hvp.models.export import ExportError, export_run
     from hvp.models.finetune import FinetuneConfig, finetune
@@ -48,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
         ("kl_balance", args.kl_balance), ("seed", args.seed)) if value is not None}
     try:
         config = FinetuneConfig.preset(args.preset, **overrides)
-        real = load_dataset(args.data)
-        sim = load_dataset(args.sim_data) if args.sim_data else None
+        real = load_datasets(args.data)
+        sim = load_datasets(args.sim_data) if args.sim_data else None
         summary = finetune(args.run, real, args.out, config, sim=sim, device=args.device, threads=args.threads)
     except (ConfigError, DatasetError, CheckpointError, FileExistsError, ValueError) as err:
         raise SystemExit(f"hvp finetune: {err}") from None

@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="starting learning rate (overrides the preset)")
     parser.add_argument("--final-lr-fraction", type=float,
                         help="cosine decay to lr x this by the last update; 1 keeps it constant (overrides the preset)")
+    parser.add_argument("--foreground-weight", type=float,
+                        help="reconstruction weight of pixels that move against the window's background (overrides "
+                             "the preset: 2 for the rssm cpu preset, 5 otherwise)")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -32,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
                                                  ("final_lr_fraction", args.final_lr_fraction),
                                                  ("seed", args.seed)) if value is not None}
     dataset = load_dataset(args.data)
-    fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides, resume=args.resume,
-        device=args.device, threads=args.threads, progress=not args.no_progress)
+    model_overrides = {} if args.foreground_weight is None else {"foreground_weight": args.foreground_weight}
+    fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
+        model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,
+        progress=not args.no_progress)
     return 0

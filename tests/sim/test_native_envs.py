@@ -7,6 +7,7 @@ import pytest
 import hvp.sim
 from hvp.registry import UnknownNameError
 from hvp.sim.maze import LAYOUTS, MazeEnv
+from hvp.sim.push import PushEnv
 from adapter_contract import check_contract
 
 NATIVE = ["maze-easy", "maze-medium", "maze-hard", "push", "push-wall", "reach"]
@@ -52,6 +53,18 @@ def test_goal_image_shows_the_goal_state():
         env.reset(seed=5)
         env.unwrapped._set_qpos(env.goal)
         np.testing.assert_array_equal(env.render(), env.goal_image)
+        np.testing.assert_array_equal(env.goal_state, env.true_state(env.data))  # goal_state: the goal image's
+    finally:
+        env.close()
+
+
+def test_push_goal_state_shows_the_block_at_its_goal_with_the_pusher_behind():
+    env = PushEnv()
+    try:
+        env.reset(seed=3)
+        np.testing.assert_allclose(env.goal_state[2:5], env.goal)
+        assert env.state_cost(env.goal_state, env.goal_state) == 0.0
+        assert env.state_cost(env.true_state(env.data), env.goal_state) > 0.3  # the goal lies 0.3-0.5 away
     finally:
         env.close()
 
