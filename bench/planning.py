@@ -8,7 +8,7 @@
 
 (a) Spearman of each cost (latent, temporal, pixel) with the true task-space distance, all pairs and close pairs,
     on held-out episodes; (b) every optimizer's act() time (median/p95 ms) and success at an equal sample budget
-    N=128 x I=3, H=10; (c) flat latent MPC success per cost (latent, temporal, pixel, readout: the task's state
+    N=128 x I=3, H=10 (--horizon, --table-cost); (c) flat latent MPC success per cost (latent, temporal, pixel, readout: the task's state
     cost on states read out of the latents, where RUN_DIR/readout exists) beside random actions and beside CEM on
     the simulator itself (reference upper bound: MuJoCo copies, the task's state cost on true states; never used
     by hvp's controllers);
@@ -119,6 +119,8 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=50, help="seeded episodes per success row")
     parser.add_argument("--table-episodes", type=int, help="episodes per optimizer row of (b) (default --episodes)")
     parser.add_argument("--pairs", type=int, default=4000, help="pairs for (a)")
+    parser.add_argument("--horizon", type=int, default=10, help="H of every planner row and the simulator reference")
+    parser.add_argument("--table-cost", default="temporal", choices=COSTS, help="the cost of the optimizer table (b)")
     parser.add_argument("--costs", nargs="+", default=list(COSTS), choices=COSTS,
                         help="cost rows of (c); readout only where RUN_DIR/readout exists (hvp train-readout)")
     parser.add_argument("--seed", type=int, default=0)
@@ -139,7 +141,7 @@ def main() -> int:
     models, data = dict(m.split("=", 1) for m in args.model), dict(d.split("=", 1) for d in args.data)
     work = Path(tempfile.mkdtemp(prefix="hvp-bench-planning-"))
     budget = dict(population=128, iterations=3)  # equal sample budget for every optimizer: N=128 x I=3, H=10
-    results = {"budget": {**budget, "horizon": 10}, "threads": 1, "envs": {}}
+    results = {"budget": {**budget, "horizon": args.horizon}, "table_cost": args.table_cost, "threads": 1, "envs": {}}
     for env_name in args.envs:
         started = time.perf_counter()
         if args.smoke and env_name not in models:
@@ -165,16 +167,17 @@ def main() -> int:
             return {k: summary[k] for k in ("episodes", "success_rate", "success_ci95", "steps_to_success_median",
                                             "step_ms_median", "step_ms_p95")}
 
-        # (b) every optimizer, temporal cost, equal budget
-        row["optimizers"] = {name: success(build_controller(run, name, "temporal", seed=args.seed,
-                                                            optimizer_overrides=budget)[0],
+        # (b) every optimizer, one cost, equal budget
+        row["optimizers"] = {name: success(build_controller(run, name, args.table_cost, seed=args.seed,
+                                                            horizon=args.horizon, optimizer_overrides=budget)[0],
                                            args.table_episodes or args.episodes) for name in OPTIMIZERS.names()}
         # (c) flat MPC per cost beside random actions and the simulator reference
-        row["costs"] = {cost: success(build_controller(run, "cem", cost, seed=args.seed, optimizer_overrides=budget)[0],
-                                      args.episodes) for cost in args.costs
+        row["costs"] = {cost: success(build_controller(run, "cem", cost, seed=args.seed, horizon=args.horizon,
+                                                       optimizer_overrides=budget)[0], args.episodes)
+                        for cost in args.costs
                         if cost != "readout" or (Path(run) / "readout").is_dir()}
         row["random_actions"] = success(RandomActions(env.action_space.shape[0], args.seed), args.episodes)
-        row["simulator_cem"] = success(SimulatorCEM(env, make_optimizer("cem", **budget)), args.episodes)
+        row["simulator_cem"] = success(SimulatorCEM(env, make_optimizer("cem", **budget), args.horizon), args.episodes)
         # (d) plan time per control step at N=128, I=3, H=10
         row["plan_ms_median"] = row["optimizers"]["cem"]["step_ms_median"]
         best = max(row["costs"], key=lambda cost: row["costs"][cost]["success_rate"])
