@@ -70,11 +70,13 @@ push-onpolicy: $(STAMP)
 	  onpolicy="$$onpolicy runs/data/push-onpolicy-r$$round.hdf5" && rm -rf runs/push-r$$round && \
 	  $(BIN)/hvp finetune $$previous --data $$onpolicy --sim-data runs/data/push.hdf5 --out runs/push-r$$round \
 	    --seed 0 && \
-	  $(BIN)/hvp train-readout runs/push-r$$round --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 $$onpolicy \
-	    --seed 0 && previous=runs/push-r$$round || exit 1; \
-	done; \
-	mkdir -p checkpoints/push-onpolicy && cp -r $$previous/config.json $$previous/model.safetensors $$previous/readout \
-	  checkpoints/push-onpolicy/
+	  $(BIN)/hvp train-readout runs/push-r$$round --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 \
+	    $$onpolicy --seed 0 && previous=runs/push-r$$round || exit 1; \
+	done
+	last=runs/push-r$(lastword $(PUSH_ROUNDS)); mkdir -p checkpoints/push-onpolicy && \
+	  cp -r $$last/config.json $$last/model.safetensors $$last/readout checkpoints/push-onpolicy/
+	# the temporal distance too, so bench/planning.py can set every cost side by side on this model
+	$(BIN)/hvp train-distance checkpoints/push-onpolicy --data runs/data/push.hdf5 --seed 0
 
 clean:
 	rm -rf runs build *.egg-info
