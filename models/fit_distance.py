@@ -191,7 +191,8 @@ def fit_distance(latents: EpisodeLatents, model: TemporalDistanceConfig, train: 
     One thread by default: the MLP is too small to gain from more, and on a busy 2-core
     machine two threads measured 10x slower per update (52 vs 4.6 ms) from contention.
     """
-    net, rng = init_latent_model(latents, model, TemporalDistanceNet, train.seed, threads)
+    net, rng = init_latent_model(np.concatenate([latents.filtered, latents.encoded]), model, TemporalDistanceNet,
+                                 train.seed, threads)
     optimizer = torch.optim.AdamW(net.parameters(), lr=train.learning_rate, weight_decay=train.weight_decay)
     net.train()
     train_steps(lambda: metric_loss(net, latents, rng, train), optimizer, train.steps, "train distance",
@@ -199,18 +200,19 @@ def fit_distance(latents: EpisodeLatents, model: TemporalDistanceConfig, train: 
     return net.eval()
 
 
-def init_latent_model(latents: EpisodeLatents, model: Any, build: Callable[[Any], ModuleT], seed: int,
+def init_latent_model(normalization: np.ndarray, model: Any, build: Callable[[Any], ModuleT], seed: int,
                       threads: int) -> tuple[ModuleT, np.random.Generator]:
-    """Start fitting a small model on `latents`: check model.latent_dim against their D, set torch's threads and
-    seed, build(model) normalized to the filtered and encoded latents -> (the net, numpy RNG seeded with `seed`)."""
-    if model.latent_dim != latents.encoded.shape[1]:
-        raise ValueError(f"model.latent_dim: expected {latents.encoded.shape[1]} (the latents' D), "
+    """Start fitting a small model on latents: check model.latent_dim against the D of `normalization` (float32
+    [M, D], the training latents), set torch's threads and seed, build(model) normalized to those latents ->
+    (the net, numpy RNG seeded with `seed`)."""
+    if model.latent_dim != normalization.shape[1]:
+        raise ValueError(f"model.latent_dim: expected {normalization.shape[1]} (the latents' D), "
                          f"got {model.latent_dim}")
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     net = build(model)
-    net.set_normalization(torch.from_numpy(np.concatenate([latents.filtered, latents.encoded])))
+    net.set_normalization(torch.from_numpy(normalization))
     return net, rng
 
 

@@ -33,7 +33,7 @@ from hvp.config import Config, require
 from hvp.contracts import check_array
 from hvp.data import TrajectoryDataset
 from hvp.models.checkpoint import load_small_model, save_small_model
-from hvp.models.fit_distance import EpisodeLatents, episode_latents, train_steps
+from hvp.models.fit_distance import EpisodeLatents, episode_latents, init_latent_model, train_steps
 from hvp.models.networks import LatentNormalized, layer_norm_mlp
 from hvp.models.runtime import resolve_device
 
@@ -145,15 +145,8 @@ def episode_true_states(episodes: Sequence[dict[str, np.ndarray]]) -> np.ndarray
 def fit_readout(samples: ReadoutSamples, model: ReadoutConfig, train: ReadoutTrainConfig, *, progress: bool = True,
                 threads: int = 1) -> ReadoutNet:
     """Regress true states from latents (smooth L1); -> the net in eval mode."""
-    if model.latent_dim != samples.latents.shape[1]:
-        raise ValueError(f"model.latent_dim: expected {samples.latents.shape[1]} (the latents' D), "
-                         f"got {model.latent_dim}")
-    torch.set_num_threads(threads)
-    torch.manual_seed(train.seed)
-    rng = np.random.default_rng(train.seed)
-    net = ReadoutNet(model)
+    net, rng = init_latent_model(samples.latents, model, ReadoutNet, train.seed, threads)
     inputs, targets = torch.from_numpy(samples.latents), torch.from_numpy(samples.states)
-    net.set_normalization(inputs)
     optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate)
 
     def loss() -> torch.Tensor:
