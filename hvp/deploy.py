@@ -52,24 +52,36 @@ class DeployedEpisode:
                 "act_seconds": list(self.act_seconds)}
 
 
+PLANNING_COSTS = ("temporal", "readout", "latent")
+
+
 def planning_cost(name: str, model_dir: str | os.PathLike, threads: int | None = None) -> CostTerm:
-    """"latent": squared latent distance; "temporal": the exported temporal-distance model's predicted steps.
+    """"latent": squared latent distance; "temporal": the exported temporal-distance model's predicted steps;
+    "readout": the task's state_cost on states the exported readout estimates from the latents.
 
     Every step of the plan counts: a last-step-only cost leaves the first actions free (docs/planners.md).
     """
-    from hvp.planners.costs import LatentDistance, TemporalDistance
+    from hvp.planners.costs import LatentDistance, StateCost, TemporalDistance
+    from hvp.real.onnx_folder import ModelFolderError, read_manifest
 
     if name == "latent":
         return LatentDistance(weighting="all")
+    if name not in PLANNING_COSTS:
+        raise ValueError(f"cost: expected one of {', '.join(PLANNING_COSTS)}, got {name!r}")
+    kind, trainer = {"temporal": ("temporal_distance", "hvp train-distance RUN"),
+                     "readout": ("state_readout", "hvp train-readout RUN --data DATA.hdf5")}[name]
+    if kind not in read_manifest(model_dir)["models"]:
+        raise ModelFolderError(f"cost {name!r}: {os.fspath(model_dir)!r} has no {kind} model; train one ({trainer}), "
+                               f"export the run again, or use the 'latent' cost")
     if name == "temporal":
         from hvp.real.onnx_distance import OnnxDistance
-        from hvp.real.onnx_folder import ModelFolderError, read_manifest
 
-        if "temporal_distance" not in read_manifest(model_dir)["models"]:
-            raise ModelFolderError(f"cost 'temporal': {os.fspath(model_dir)!r} has no temporal_distance model; train "
-                                   f"one (hvp train-distance RUN), export the run again, or use the 'latent' cost")
         return TemporalDistance(OnnxDistance(model_dir, threads=threads), weighting="all")
-    raise ValueError(f"cost: expected 'latent' or 'temporal', got {name!r}")
+    from hvp.real.onnx_readout import OnnxReadout
+    from hvp.sim import task_state_cost
+
+    readout = OnnxReadout(model_dir, threads=threads)
+    return StateCost(readout, task_state_cost(readout.task), weighting="all")
 
 
 def mpc_controller(runtime: ModelRuntime, cost: CostTerm, planner: str = "cem", preset: str = "cpu",

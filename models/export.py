@@ -1,7 +1,7 @@
 """torch -> ONNX: step graphs with explicit state in and out, batch axis dynamic, checked on export.
 
 The exporter is generic: a GraphSpec is "a module + example inputs + names". A model kind
-contributes a function that lists its graphs (rssm_graphs, distance_graphs, subgoal_graphs)
+contributes a function that lists its graphs (rssm_graphs, distance_graphs, subgoal_graphs, readout_graphs)
 and an ExportModel in export_run, nothing else.
 
     manifest = export_run("runs/maze-easy", "runs/maze-easy/onnx")      # folder layout: hvp.onnx_format
@@ -24,6 +24,7 @@ from torch import nn
 
 from hvp.models.checkpoint import CheckpointError, load_model
 from hvp.models.networks import to_float_images, to_uint8_images
+from hvp.models.readout import KIND as READOUT_KIND, READOUT_DIR, ReadoutNet, load_readout
 from hvp.models.rssm import RSSM
 from hvp.models.subgoal import KIND as SUBGOAL_KIND, SUBGOALS_DIR, SubgoalCVAE, load_subgoals
 from hvp.models.temporal_distance import KIND as DISTANCE_KIND, TemporalDistanceNet, load_distance
@@ -117,6 +118,14 @@ def subgoal_graphs(net: SubgoalCVAE) -> list[GraphSpec]:
     codes = torch.randn(EXAMPLE_BATCH, net.config.code_dim, generator=generator)
     return [GraphSpec("subgoal_midpoint", StepFunction(net, net.decode_midpoint), (start, goal, codes),
                       ("start", "goal", "codes"), ("midpoint",))]
+
+
+def readout_graphs(net: ReadoutNet) -> list[GraphSpec]:
+    """state_readout: latents float32 [B, D] -> states float32 [B, S] (hvp.models.readout)."""
+    generator = torch.Generator().manual_seed(0)
+    # on the latents' scale, so the check exercises the normalization as well as the network
+    latents = torch.randn(EXAMPLE_BATCH, net.config.latent_dim, generator=generator) * net.latent_std + net.latent_mean
+    return [GraphSpec("state_readout", StepFunction(net, net.forward), (latents,), ("latents",), ("states",))]
 
 
 @dataclass(frozen=True)
@@ -217,13 +226,15 @@ def export_models(models: Sequence[ExportModel], out_dir: str | os.PathLike, thr
 
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, distance_dir: str | os.PathLike | None = None,
-               threads: int = 1, subgoals_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Export the world model of run_dir (hvp train), its temporal-distance model and its subgoal generator, each
-    if any, into out_dir.
+               threads: int = 1, subgoals_dir: str | os.PathLike | None = None,
+               readout_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Export the world model of run_dir (hvp train), its temporal-distance model, its subgoal generator and its
+    state readout, each if any, into out_dir.
 
     The distance model is read from `distance_dir`, else from RUN/distance when that holds one
-    (hvp train-distance); the subgoal generator from `subgoals_dir`, else RUN/subgoals (hvp train-subgoals).
-    -> the manifest.
+    (hvp train-distance); the subgoal generator from `subgoals_dir`, else RUN/subgoals (hvp train-subgoals);
+    the readout from `readout_dir`, else RUN/readout (hvp train-readout), with the task whose state cost it
+    serves. -> the manifest.
     """
     kind, world_model, run_config = load_model(run_dir)
     if kind != "rssm":
@@ -231,14 +242,17 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, distance_
     models = [ExportModel("rssm", run_config["model"], rssm_graphs(world_model))]
     for name, given, default, load, model_kind, graphs in (
             ("distance_dir", distance_dir, "distance", load_distance, DISTANCE_KIND, distance_graphs),
-            ("subgoals_dir", subgoals_dir, SUBGOALS_DIR, load_subgoals, SUBGOAL_KIND, subgoal_graphs)):
+            ("subgoals_dir", subgoals_dir, SUBGOALS_DIR, load_subgoals, SUBGOAL_KIND, subgoal_graphs),
+            ("readout_dir", readout_dir, READOUT_DIR, load_readout, READOUT_KIND, readout_graphs)):
         folder = Path(given) if given is not None else Path(run_dir) / default
         if given is None and not (folder / "config.json").is_file():
             continue
-        net = load(folder).net
+        loaded = load(folder)
+        net = loaded.net
         if net.config.latent_dim != world_model.config.latent_dim:
             raise CheckpointError(f"{name}: the latent_dim {net.config.latent_dim} of {os.fspath(folder)!r} differs "
                                   f"from the world model's {world_model.config.latent_dim}; it was trained on another "
                                   "run")
-        models.append(ExportModel(model_kind, net.config.to_dict(), graphs(net)))
+        task = {"task": loaded.task} if getattr(loaded, "task", None) else {}  # the readout's, for its state cost
+        models.append(ExportModel(model_kind, {**net.config.to_dict(), **task}, graphs(net)))
     return export_models(models, out_dir, threads=threads)

@@ -103,9 +103,7 @@ class TorchReadout:
 
     @torch.no_grad()
     def states(self, latents: np.ndarray) -> np.ndarray:
-        if latents.ndim != 2:
-            raise ValueError(f"latents: expected float32 [N, {self.latent_dim}], got shape {latents.shape}")
-        latents = check_array("latents", latents, (len(latents), self.latent_dim), np.float32)
+        latents = check_array("latents", latents, (None, self.latent_dim), np.float32)
         return self.net(torch.from_numpy(latents).to(self.device)).cpu().numpy()
 
 
@@ -194,8 +192,13 @@ def train_readout(run_dir: str | Path, dataset: TrajectoryDataset, out: str | Pa
               "mean_abs_error": errors,
               "episodes": len(fit_set), "frames": int((fit_samples.kinds == 0).sum()),
               "wall_s": time.perf_counter() - started}
-    save_small_model(out or Path(run_dir) / READOUT_DIR, KIND, FORMAT_VERSION, readout.net, extra=record)
+    save_readout(out or Path(run_dir) / READOUT_DIR, readout.net, record)
     return readout, record
+
+
+def save_readout(folder: str | os.PathLike, net: ReadoutNet, record: dict[str, Any]) -> None:
+    """Weights (safetensors) and config.json with `record` (its "task" names the task whose state it reads)."""
+    save_small_model(folder, KIND, FORMAT_VERSION, net, extra=record)
 
 
 def load_readout(model_dir: str | os.PathLike, device: str | torch.device | None = "cpu") -> TorchReadout:

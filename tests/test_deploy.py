@@ -206,6 +206,49 @@ def test_a_goal_image_of_another_size_is_refused_before_connecting(model_dir, tm
     assert "(32, 32, 3)" in result.stderr
 
 
+@pytest.fixture(scope="module")
+def readout_model_dir(model_dir):
+    """model_dir's run copied, with a random-weight debug state readout of maze-easy, exported to RUN/onnx."""
+    import torch
+
+    from hvp.models.export import export_run
+    from hvp.models.readout import ReadoutConfig, ReadoutNet, save_readout
+
+    run = shutil.copytree(model_dir.parent, model_dir.parent.with_name("readout"), ignore=shutil.ignore_patterns("onnx"))
+    torch.manual_seed(3)
+    latent_dim = OnnxRuntime(model_dir, warmup=False).latent_dim
+    save_readout(run / "readout", ReadoutNet(ReadoutConfig.preset("debug", latent_dim=latent_dim, state_dim=2)),
+                 {"task": "maze-easy"})
+    export_run(run, run / "onnx")
+    return run / "onnx"
+
+
+def test_deploy_plans_with_the_exported_readout_and_its_task_cost(readout_model_dir, tmp_path):
+    """The readout cost on the robot side: onnxruntime readout + maze-easy's state_cost, still without torch."""
+    model_hash = OnnxRuntime(readout_model_dir, threads=1, warmup=False).model_hash
+    server = subprocess.Popen([sys.executable, "-m", "hvp.cli", "robot-server", "--driver", "sim:maze-easy",
+                               "--bind", "tcp://127.0.0.1:*", "--model-hash", model_hash],
+                              stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        endpoint = server.stdout.readline().split(" listening on ")[1].split()[0]
+        result = deploy("--connect", endpoint, "--model", str(readout_model_dir), "--episodes", "1", "--max-steps", "4",
+                        "--preset", "debug", "--cost", "readout", "--threads", "1", "--record", str(tmp_path / "r.json"))
+    finally:
+        server.terminate()
+        server.communicate(timeout=10)
+    assert result.returncode == 0, result.stderr[-2000:]
+    heavy = result.stdout.split("heavy imports: ")[1].splitlines()[0]
+    assert "torch" not in heavy and "hvp.models" not in heavy  # the task's state cost comes from hvp.sim alone
+    actions = np.array(json.loads((tmp_path / "r.json").read_text())["episodes"][0]["actions"])
+    assert actions.shape == (4, 2) and np.abs(actions).max() > 0.05
+
+
+def test_the_readout_cost_needs_an_exported_readout(model_dir):
+    result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir), "--cost", "readout")
+    assert result.returncode == 1
+    assert "has no state_readout model; train one (hvp train-readout RUN --data DATA.hdf5)" in result.stderr
+
+
 def test_the_temporal_cost_needs_an_exported_distance_model(model_dir):
     result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir))  # --cost temporal by default
     assert result.returncode == 1

@@ -15,9 +15,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=1, help="episodes to run; episode i is seeded seed + i")
     parser.add_argument("--seed", type=int, default=0, help="seed of the robot's episodes and the planner")
     parser.add_argument("--max-steps", type=int, default=200, help="control steps per episode at most")
-    parser.add_argument("--cost", default="temporal", choices=("temporal", "latent"),
+    parser.add_argument("--cost", default="temporal", choices=("temporal", "readout", "latent"),
                         help="temporal: the exported temporal-distance model (hvp train-distance, then hvp export); "
-                             "latent: squared latent distance")
+                             "readout: the task's state cost on the exported state readout (hvp train-readout, then "
+                             "hvp export); latent: squared latent distance")
     parser.add_argument("--planner", default="cem", help="optimizer: random, cem, icem, mppi, cmaes")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")

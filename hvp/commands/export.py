@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = ("export a trained RSSM run (and its temporal-distance model and subgoal generator) to ONNX step graphs with "
-        "a manifest")
+HELP = ("export a trained RSSM run (and its temporal-distance model, subgoal generator and state readout) to ONNX "
+        "step graphs with a manifest")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -12,6 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output folder (default: RUN/onnx)")
     parser.add_argument("--distance", help="temporal-distance model folder to export too (default: RUN/distance if present)")
     parser.add_argument("--subgoals", help="subgoal generator folder to export too (default: RUN/subgoals if present)")
+    parser.add_argument("--readout", help="state readout folder to export too (default: RUN/readout if present)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads of the post-export check")
 
 
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(args.run) / "onnx")
     try:
         manifest = export_run(args.run, out, distance_dir=args.distance, threads=args.threads,
-                              subgoals_dir=args.subgoals)
+                              subgoals_dir=args.subgoals, readout_dir=args.readout)
     except (CheckpointError, ExportError) as err:
         raise SystemExit(f"hvp export: {err}") from None
     for kind, model in manifest["models"].items():

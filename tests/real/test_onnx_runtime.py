@@ -1,4 +1,4 @@
-"""OnnxRuntime, OnnxDistance and OnnxSubgoalGenerator against their torch twins on random-weight debug models:
+"""OnnxRuntime, OnnxDistance, OnnxSubgoalGenerator and OnnxReadout against their torch twins on random-weight debug models:
 parity, contract errors, folder integrity, and a torch-free LatentMPC step in a fresh interpreter."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 from hvp.onnx_format import MANIFEST_FILE
 from hvp.real.onnx_distance import OnnxDistance
 from hvp.real.onnx_folder import ModelFolderError
+from hvp.real.onnx_readout import OnnxReadout
 from hvp.real.onnx_runtime import OnnxRuntime
 from hvp.real.onnx_subgoals import OnnxSubgoalGenerator
 
@@ -30,6 +31,7 @@ def exported(tmp_path_factory):
     from hvp.models.checkpoint import save_model
     from hvp.models.config import RSSMConfig, TrainConfig
     from hvp.models.export import export_run
+    from hvp.models.readout import ReadoutConfig, ReadoutNet, save_readout
     from hvp.models.rssm import RSSM
     from hvp.models.subgoal import SubgoalConfig, SubgoalCVAE, save_subgoals
     from hvp.models.temporal_distance import TemporalDistanceConfig, TemporalDistanceNet, save_distance
@@ -44,7 +46,10 @@ def exported(tmp_path_factory):
     subgoals = SubgoalCVAE(SubgoalConfig.preset("debug", latent_dim=world_model.config.latent_dim))
     subgoals.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
     save_subgoals(run / "subgoals", subgoals)
-    export_run(run, run / "onnx")  # finds RUN/distance and RUN/subgoals by itself
+    readout = ReadoutNet(ReadoutConfig.preset("debug", latent_dim=world_model.config.latent_dim, state_dim=5))
+    readout.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
+    save_readout(run / "readout", readout, {"task": "push"})
+    export_run(run, run / "onnx")  # finds RUN/distance, RUN/subgoals and RUN/readout by itself
     return run, run / "onnx"
 
 
@@ -77,7 +82,8 @@ def test_export_wrote_a_manifest_with_hashes_and_exporter_checks(exported):
     assert sorted(p.name for p in exported[1].iterdir()) == sorted([MANIFEST_FILE, *(g["file"] for g in graphs.values())])
     assert {kind: sorted(model["graphs"]) for kind, model in models.items()} == {
         "rssm": ["decoder", "encoder", "imagine_step", "observe_step"], "temporal_distance": ["temporal_distance"],
-        "subgoal_cvae": ["subgoal_midpoint"]}
+        "subgoal_cvae": ["subgoal_midpoint"], "state_readout": ["state_readout"]}
+    assert models["state_readout"]["config"]["task"] == "push"
     assert models["rssm"]["config"]["deter_dim"] == 16 and len(models["rssm"]["schema_hash"]) == 64
     # the exporter's own check on its example inputs
     assert all(g["max_abs_difference"] <= (1 if name == "decoder" else TOLERANCE) for name, g in graphs.items())
@@ -178,13 +184,15 @@ def test_export_refuses_a_graph_that_does_not_reproduce_its_module(tmp_path):
 
 @pytest.fixture(scope="module")
 def twins(exported):
-    """{"distance" | "subgoals": (torch model, onnxruntime model)} of the run and its export."""
+    """{"distance" | "subgoals" | "readout": (torch model, onnxruntime model)} of the run and its export."""
+    from hvp.models.readout import load_readout
     from hvp.models.subgoal import load_subgoals
     from hvp.models.temporal_distance import load_distance
 
     run, onnx_dir = exported
     return {"distance": (load_distance(run / "distance"), OnnxDistance(onnx_dir, threads=1)),
-            "subgoals": (load_subgoals(run / "subgoals"), OnnxSubgoalGenerator(onnx_dir, threads=1))}
+            "subgoals": (load_subgoals(run / "subgoals"), OnnxSubgoalGenerator(onnx_dir, threads=1)),
+            "readout": (load_readout(run / "readout"), OnnxReadout(onnx_dir, threads=1))}
 
 
 def same_error(models, call) -> str:
@@ -234,6 +242,26 @@ def test_subgoal_generator_bad_inputs_raise_the_same_errors_as_torch(twins, code
     zero = np.zeros(20, np.float32)
     error = same_error(twins["subgoals"], lambda model: model.propose(zero, zero, np.zeros(codes_shape, np.float32)))
     assert error.startswith(message)
+
+
+@pytest.mark.parametrize("count", [1, 7])
+def test_state_readout_matches_torch_and_keeps_its_task(twins, count):
+    torch_readout, onnx_readout = twins["readout"]
+    latents = np.random.default_rng(count).normal(0.5, 2.0, (count, 20)).astype(np.float32)
+    expected, got = torch_readout.states(latents), onnx_readout.states(latents)
+    assert_close(expected, got)
+    assert got.shape == (count, 5) and np.ptp(got) > 0.01  # not a comparison of constants
+    assert onnx_readout.task == torch_readout.task == "push"
+
+
+@pytest.mark.parametrize("shape, dtype", [((3, 19), np.float32), ((20,), np.float32), ((3, 20), np.float64)])
+def test_state_readout_bad_inputs_raise_the_same_errors_as_torch(twins, shape, dtype):
+    errors = []
+    for model in twins["readout"]:
+        with pytest.raises((ValueError, TypeError)) as caught:
+            model.states(np.zeros(shape, dtype))
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and errors[0].startswith("latents: expected")
 
 
 def test_changed_or_foreign_graph_files_are_refused(exported, tmp_path):
