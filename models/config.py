@@ -34,6 +34,10 @@ class RSSMConfig(Config):
     kl_scale: float = 1.0
     foreground_weight: float = 5.0  # reconstruction weight of pixels that differ from the window's background
     foreground_threshold: float = 0.15  # summed |RGB - background| in [0, 1] units that counts as foreground
+    # latent overshooting (PlaNet): also roll the prior mean open-loop, as the planner does, up to this many steps
+    # from every filtered state and pull it toward the later posteriors; 0 trains one step ahead only
+    overshooting: int = 0
+    overshooting_scale: float = 1.0
 
     @property
     def latent_dim(self) -> int:
@@ -48,6 +52,9 @@ class RSSMConfig(Config):
         require(0 <= self.kl_balance <= 1, "RSSMConfig.kl_balance must be in [0, 1] (got {})", self.kl_balance)
         require(self.foreground_weight >= 1, "RSSMConfig.foreground_weight must be >= 1 (got {})",
                 self.foreground_weight)
+        require(self.overshooting >= 0, "RSSMConfig.overshooting must be >= 0 (got {})", self.overshooting)
+        require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
+                self.overshooting_scale)
 
 
 RSSMConfig.PRESETS = {

@@ -58,6 +58,8 @@ class FinetuneConfig(Config):
     grad_clip: float = 100.0
     kl_balance: float | None = None  # the model's KL balance while fine-tuning; None: 0.0 (all on the posterior) in
     # encoder-decoder mode, whose prior is frozen, and the run's own in full mode
+    overshooting: int | None = None  # the model's latent-overshooting steps while fine-tuning (RSSMConfig); None:
+    # the run's own
     seed: int = 0
 
     def validate(self) -> None:
@@ -70,6 +72,8 @@ class FinetuneConfig(Config):
         require(self.learning_rate > 0, "FinetuneConfig.learning_rate must be > 0 (got {})", self.learning_rate)
         require(self.kl_balance is None or 0 <= self.kl_balance <= 1,
                 "FinetuneConfig.kl_balance must be None or in [0, 1] (got {})", self.kl_balance)
+        require(self.overshooting is None or self.overshooting >= 0,
+                "FinetuneConfig.overshooting must be None or >= 0 (got {})", self.overshooting)
 
     def effective_kl_balance(self) -> float | None:
         """The KL balance to train with, None for the run's own."""
@@ -131,8 +135,13 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
             _check_fits(model, dataset, name)
     frozen = freeze_dynamics(model) if config.mode == "encoder-decoder" else []
     model_config = model.config
-    if config.effective_kl_balance() is not None:  # loss-only: restored before saving
-        model.config = model_config.replace(kl_balance=config.effective_kl_balance())
+    loss_settings = {name: value for name, value in (("kl_balance", config.effective_kl_balance()),
+                                                     ("overshooting", config.overshooting)) if value is not None}
+    if loss_settings:  # loss-only: restored before saving
+        if not hasattr(model_config, "overshooting") and "overshooting" in loss_settings:
+            raise ValueError(f"overshooting: the {kind!r} model of {os.fspath(run_dir)!r} has no latent overshooting "
+                             "(an RSSM run has)")
+        model.config = model_config.replace(**loss_settings)
     train_set, held = real.split(config.held_out, config.seed)
     rng = np.random.default_rng(config.seed)
     held_windows = _windows_to_torch(held.sample_windows(np.random.default_rng(config.seed + 1),
@@ -176,6 +185,8 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
     summary = {"run": os.fspath(run_dir), "config": config.to_dict(), "frozen": frozen,
                "kl_balance": model.config.kl_balance if config.effective_kl_balance() is None
                else config.effective_kl_balance(),
+               "overshooting": getattr(model.config, "overshooting", 0) if config.overshooting is None
+               else config.overshooting,
                "real_episodes": {"train": len(train_set), "held_out": len(held)},
                "sim_episodes": len(sim) if sim is not None else 0, "steps_run": step,
                "stopped_early": step < config.steps, "best_step": best["step"],

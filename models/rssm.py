@@ -93,7 +93,7 @@ class RSSM(nn.Module):
         embeds = self.embed(frames)
         prev = previous_actions(actions)
         deter, stoch = self.initial(images.shape[0], images.device)
-        features, prior_params, posterior_params = [], [], []
+        deters, features, prior_params, posterior_params = [], [], [], []
         # filter with sampled latents (reparameterized)
         for t in range(images.shape[1]):
             deter = self.transition(deter, stoch, prev[:, t])
@@ -101,6 +101,7 @@ class RSSM(nn.Module):
             mean, std = self.posterior(deter, embeds[:, t])
             posterior_params.append((mean, std))
             stoch = mean + std * torch.randn_like(std)
+            deters.append(deter)
             features.append(torch.cat([deter, stoch], -1))
         prior_mean, prior_std = (torch.stack(p, 1) for p in zip(*prior_params))
         post_mean, post_std = (torch.stack(p, 1) for p in zip(*posterior_params))
@@ -113,7 +114,31 @@ class RSSM(nn.Module):
         kl = (config.kl_balance * prior_kl.clamp(min=config.free_nats).mean()
               + (1 - config.kl_balance) * posterior_kl.clamp(min=config.free_nats).mean())
         loss = reconstruction + config.kl_scale * kl
-        return loss, {"loss": loss.detach(), "reconstruction": reconstruction.detach(), "kl": prior_kl.mean().detach()}
+        metrics = {"loss": loss, "reconstruction": reconstruction, "kl": prior_kl.mean()}
+        if config.overshooting:
+            metrics["overshooting_kl"] = self.overshooting_kl(torch.stack(deters, 1), post_mean, post_std, prev)
+            loss = loss + config.overshooting_scale * metrics["overshooting_kl"]
+            metrics["loss"] = loss
+        return loss, {name: value.detach() for name, value in metrics.items()}
+
+    def overshooting_kl(self, deters: torch.Tensor, post_mean: torch.Tensor, post_std: torch.Tensor,
+                        prev: torch.Tensor) -> torch.Tensor:
+        """Mean KL(posterior at t + d || prior mean-rolled d steps from the filtered state at t), d = 1..overshooting,
+        over every start t with t + d in the window (free nats as for one step). deters [B, L, deter], posteriors
+        [B, L, stoch], prev [B, L, A] (the action that led to each frame)."""
+        length = deters.shape[1]
+        deter, stoch = deters[:, :-1], post_mean[:, :-1]  # [B, starts, .]: every start t < L - 1
+        total, count = deters.new_zeros(()), 0
+        for step in range(1, min(self.config.overshooting, length - 1) + 1):
+            reach = length - step  # starts t = 0 .. reach - 1 still have frame t + step in the window
+            deter, stoch = deter[:, :reach], stoch[:, :reach]
+            deter = self.transition(deter.flatten(0, 1), stoch.flatten(0, 1),
+                                    prev[:, step:step + reach].flatten(0, 1)).unflatten(0, (-1, reach))
+            mean, std = self.prior(deter)
+            stoch = mean  # the planner's rollout: prior means
+            kl = gaussian_kl(post_mean[:, step:].detach(), post_std[:, step:].detach(), mean, std)
+            total, count = total + kl.clamp(min=self.config.free_nats).sum(), count + kl.numel()
+        return total / count
 
     # -- open-loop prediction ----------------------------------------------------------
     @torch.no_grad()

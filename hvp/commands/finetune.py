@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kl-balance", type=float,
                         help="prior share of the KL while fine-tuning (default: 0 in encoder-decoder mode, whose prior "
                              "is frozen, so the whole KL keeps the posterior on it; the run's own in full mode)")
+    parser.add_argument("--overshooting", type=int,
+                        help="latent overshooting while fine-tuning: also train the prior rolled open-loop (as the "
+                             "planner rolls it) up to this many steps ahead (default: the run's own, 0 for most)")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="fine-tuning sizes")
     parser.add_argument("--seed", type=int, help="seed of the split and window sampling")
     parser.add_argument("--export", action="store_true",
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: value for name, value in (
         ("mode", args.mode), ("sim_fraction", sim_fraction), ("held_out", args.held_out), ("steps", args.steps),
         ("eval_every", args.eval_every), ("patience", args.patience), ("learning_rate", args.lr),
-        ("kl_balance", args.kl_balance), ("seed", args.seed)) if value is not None}
+        ("kl_balance", args.kl_balance), ("overshooting", args.overshooting), ("seed", args.seed))
+        if value is not None}
     try:
         config = FinetuneConfig.preset(args.preset, **overrides)
         real = load_datasets(args.data)

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--foreground-weight", type=float,
                         help="reconstruction weight of pixels that move against the window's background (overrides "
                              "the preset: 2 for the rssm cpu preset, 5 otherwise)")
+    parser.add_argument("--overshooting", type=int,
+                        help="rssm: latent overshooting, the prior also trained rolled open-loop up to this many steps "
+                             "ahead, as the planner rolls it (default 0: one step)")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
                                                  ("final_lr_fraction", args.final_lr_fraction),
                                                  ("seed", args.seed)) if value is not None}
     dataset = load_dataset(args.data)
-    model_overrides = {} if args.foreground_weight is None else {"foreground_weight": args.foreground_weight}
+    model_overrides = {name: value for name, value in (("foreground_weight", args.foreground_weight),
+                                                       ("overshooting", args.overshooting)) if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,
         progress=not args.no_progress)

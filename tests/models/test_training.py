@@ -105,3 +105,67 @@ def test_hvp_train_cli_writes_a_loadable_run(maze_file, tmp_path):
     assert (config["train"]["learning_rate"], config["train"]["final_lr_fraction"]) == (2e-3, 0.5)
     assert config["model"]["foreground_weight"] == 3
     assert (out / "metrics.csv").is_file() and list((out / "previews").glob("*.png"))
+
+
+def test_overshooting_kl_is_the_mean_kl_of_prior_rollouts_from_every_filtered_state(maze_dataset):
+    """Against a direct loop: RSSM.rollout (the planner's prior-mean rollout) from (h_t, posterior mean z_t) for
+    d = 1..D steps, KL of the posterior at t + d to the prior there, mean over every (t, d) in the window."""
+    from hvp.models.rssm import gaussian_kl
+
+    torch.manual_seed(0)
+    model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", overshooting=3, free_nats=0.0))
+    windows = maze_dataset.sample_windows(np.random.default_rng(1), 2, 6)
+    with torch.no_grad():
+        deters, means, stds, prev = overshooting_inputs(model, torch.from_numpy(windows["image"]),
+                                                        torch.from_numpy(windows["action"]))
+        expected = []
+        for t in range(5):
+            for step in range(1, min(3, 5 - t) + 1):
+                latent = model.rollout(deters[:, t], means[:, t], prev[:, t + 1:t + 1 + step])[:, -1]
+                prior_mean, prior_std = model.prior(latent[:, :model.config.deter_dim])
+                expected.append(gaussian_kl(means[:, t + step], stds[:, t + step], prior_mean, prior_std))
+        got = model.overshooting_kl(deters, means, stds, prev)
+    assert len(expected) == 12  # starts 0-4 with 3 / 3 / 3 / 2 / 1 steps
+    np.testing.assert_allclose(float(got), float(torch.cat(expected).mean()), rtol=1e-5)
+    assert float(got) > 0.01  # real KLs, not a comparison of zeros
+
+
+def model_images(images: torch.Tensor) -> torch.Tensor:
+    from hvp.models.networks import to_float_images
+
+    return to_float_images(images)
+
+
+def test_overshooting_adds_its_term_to_the_loss_and_trains_the_transition(maze_dataset):
+    torch.manual_seed(0)
+    windows = maze_dataset.sample_windows(np.random.default_rng(0), 2, 8)
+    images, actions = torch.from_numpy(windows["image"]), torch.from_numpy(windows["action"])
+    model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", overshooting=4, overshooting_scale=2.0,
+                                                           free_nats=0.0))  # no clamp: gradients everywhere
+    torch.manual_seed(1)
+    loss, metrics = model(images, actions)
+    torch.manual_seed(1)
+    plain = model.__class__(model.config.replace(overshooting=0))
+    plain.load_state_dict(model.state_dict())
+    plain_loss, plain_metrics = plain(images, actions)
+    assert "overshooting_kl" in metrics and "overshooting_kl" not in plain_metrics
+    np.testing.assert_allclose(float(loss), float(plain_loss) + 2.0 * float(metrics["overshooting_kl"]), rtol=1e-4)
+    model.zero_grad()
+    model.overshooting_kl(*overshooting_inputs(model, images, actions)).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.cell.parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.decoder.parameters())
+
+
+def overshooting_inputs(model, images, actions):
+    """(deters, posterior means, posterior stds, previous actions) of one filtering pass, for overshooting_kl."""
+    from hvp.models.rssm import previous_actions
+
+    embeds, prev = model.embed(model_images(images)), previous_actions(actions)
+    deter, stoch = model.initial(images.shape[0])
+    deters, means, stds = [], [], []
+    for t in range(images.shape[1]):
+        deter = model.transition(deter, stoch, prev[:, t])
+        mean, std = model.posterior(deter, embeds[:, t])
+        stoch = mean
+        deters.append(deter), means.append(mean), stds.append(std)
+    return torch.stack(deters, 1), torch.stack(means, 1), torch.stack(stds, 1), prev
