@@ -25,18 +25,15 @@ WALKS = (("walk < 0.5", 0.0, 0.5), ("walk 0.5-1", 0.5, 1.0), ("walk >= 1", 1.0, 
 def start_geometry(seeds: list[int]) -> dict[int, dict[str, float]]:
     """Per seed: block distance to goal, the pusher's walk to its pushing spot, and its side of the block."""
     from hvp.sim import make
-    from hvp.sim.push import BLOCK_HALF, PUSH_OFFSET, PUSHER_RADIUS, path_around_disc
+    from hvp.sim.push import pushing_walk
 
     env, found = make("push"), {}
     try:
         for seed in seeds:
             _, info = env.reset(seed=seed)
             state, goal = info["true_state"], env.unwrapped.goal_state
-            pusher, block, to_goal = state[:2], state[2:4], goal[2:4] - state[2:4]
-            distance = float(np.linalg.norm(to_goal))
-            spot = block - to_goal / max(distance, 1e-6) * PUSH_OFFSET
-            walk = float(path_around_disc(pusher, spot, block, BLOCK_HALF * np.sqrt(2) + PUSHER_RADIUS))
-            away = pusher - block
+            distance, walk = (float(x) for x in pushing_walk(state, goal))
+            away, to_goal = state[:2] - state[2:4], goal[2:4] - state[2:4]
             side = float(np.dot(away, -to_goal) / max(np.linalg.norm(away) * distance, 1e-12))
             found[seed] = {"block_distance": distance, "walk": walk, "side_cosine": side}
     finally:
@@ -50,8 +47,9 @@ def binned(episodes: list[dict], geometry: dict[int, dict[str, float]], key: str
     rows = {}
     for name, low, high in bins:
         chosen = [e["success"] for e in episodes if low <= geometry[e["seed"]][key] < high]
-        rows[name] = {"successes": int(sum(chosen)), "episodes": len(chosen),
-                      "success_ci95": list(wilson_interval(int(sum(chosen)), len(chosen)))}
+        successes = int(sum(chosen))
+        rows[name] = {"successes": successes, "episodes": len(chosen),
+                      "success_ci95": list(wilson_interval(successes, len(chosen)))}
     return rows
 
 
@@ -66,7 +64,8 @@ def main() -> int:
         name, sep, path = item.partition("=")
         if not sep:
             raise SystemExit(f"--summary: expected NAME=PATH, got {item!r}")
-        summary = json.load(open(path))
+        with open(path) as file:
+            summary = json.load(file)
         if summary.get("env") != "push":
             raise SystemExit(f"--summary {path}: a run of env {summary.get('env')!r}, expected 'push'")
         runs[name] = summary

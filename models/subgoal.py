@@ -178,8 +178,7 @@ def fit_subgoals(latents: EpisodeLatents, model: SubgoalConfig, train: SubgoalTr
                  on_log: Callable[[int, dict[str, float]], None] | None = None, log_every: int = 100,
                  threads: int = 1) -> SubgoalCVAE:
     """Train a SubgoalCVAE on triples from `latents`; returns it in eval mode (1 thread: the MLP is small)."""
-    net, rng = init_latent_model(np.concatenate([latents.filtered, latents.encoded]), model, SubgoalCVAE,
-                                 train.seed, threads)
+    net, rng = init_latent_model(latents.observed(), model, SubgoalCVAE, train.seed, threads)
     optimizer = torch.optim.Adam(net.parameters(), lr=train.learning_rate)
 
     def loss() -> torch.Tensor:

@@ -41,6 +41,16 @@ def path_around_disc(start: np.ndarray, end: np.ndarray, centre: np.ndarray, rad
     return np.where(arc > 0, tangent_a + tangent_b + radius * np.maximum(arc, 0.0), np.linalg.norm(end - start, axis=-1))
 
 
+def pushing_walk(states: np.ndarray, goal_state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """true states float [..., S], goal_state float [S] -> (the block's distance to its goal, the pusher's walk
+    around the block to the spot behind it on the line to the goal), each float [...]."""
+    block, to_goal = states[..., 2:4], goal_state[2:4] - states[..., 2:4]
+    remaining = np.linalg.norm(to_goal, axis=-1, keepdims=True)
+    pushing_spot = block - to_goal / np.maximum(remaining, 1e-6) * PUSH_OFFSET
+    walk = path_around_disc(states[..., :2], pushing_spot, block, BLOCK_HALF * np.sqrt(2) + PUSHER_RADIUS)
+    return remaining[..., 0], walk
+
+
 class PushEnv(MujocoTaskEnv):
     """state = pusher (x, y, vx, vy); true_state = pusher (x, y), block (x, y, yaw); goal = block (x, y, yaw)."""
 
@@ -104,14 +114,11 @@ class PushEnv(MujocoTaskEnv):
         The block term alone leaves a pusher on the wrong side nothing to gain within a short horizon,
         and "pusher near the block" rewards pushing it the wrong way: CEM on the simulator itself reached
         5/10 push episodes with that shaping and 10/10 with this one (docs/planning.md)."""
-        block, to_goal = states[..., 2:4], goal_state[2:4] - states[..., 2:4]
-        remaining = np.linalg.norm(to_goal, axis=-1, keepdims=True)
-        pushing_spot = block - to_goal / np.maximum(remaining, 1e-6) * PUSH_OFFSET
-        walk = path_around_disc(states[..., :2], pushing_spot, block, BLOCK_HALF * np.sqrt(2) + PUSHER_RADIUS)
+        remaining, walk = pushing_walk(states, goal_state)
         # near the goal the line to it, and so the pushing spot, swings with every centimetre of estimate:
         # let the walk fade there, or the planner circles the block instead of finishing the push
-        fade = np.minimum(remaining[..., 0] / FADE_DISTANCE, 1.0)
-        return (remaining[..., 0] + APPROACH_WEIGHT * fade * walk).astype(np.float64)
+        fade = np.minimum(remaining / FADE_DISTANCE, 1.0)
+        return (remaining + APPROACH_WEIGHT * fade * walk).astype(np.float64)
 
     def is_success(self, data, goal: np.ndarray) -> bool:
         return self.distance_to_goal(data, goal) < SUCCESS_RADIUS
