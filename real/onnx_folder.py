@@ -3,6 +3,8 @@
     model = open_model("runs/maze-easy/onnx", "rssm", ("encoder", ...), threads=1)
     model.sessions["encoder"].run(None, {...}); model.config; model.model_hash
 
+OneGraphModel is the base of the exported models that run a single graph (readout, distance, subgoals).
+
 Checks, in order: the manifest's format version and the model kind; each graph file's
 sha256 (a changed file is refused); each graph's schema hash in its metadata; the
 schema hash recomputed from the sessions' real inputs and outputs. Layout: hvp.onnx_format.
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import onnxruntime
 
 from hvp.onnx_format import FORMAT_VERSION, MANIFEST_FILE, META_SCHEMA_HASH, file_sha256, model_hash, schema_hash, session_io
@@ -92,3 +95,27 @@ def open_model(model_dir: str | os.PathLike, kind: str, graph_names: Sequence[st
         raise ModelFolderError(f"{manifest_path}: the {kind} graphs' inputs and outputs hash to {recomputed}, "
                                f"the manifest says {entry['schema_hash']}")
     return OnnxModel(entry["config"], sessions, model_hash(manifest["models"]), entry["schema_hash"], manifest)
+
+
+class OneGraphModel:
+    """An exported model of one graph, opened and verified: subclasses set `kind` and `graph` and read their sizes
+    from the exported config in `configure`; `threads` intra-op threads (default: the cores)."""
+
+    kind: str
+    graph: str
+
+    def __init__(self, model_dir: str | os.PathLike, threads: int | None = None,
+                 providers: Sequence[str] = ("CPUExecutionProvider",)) -> None:
+        model = open_model(model_dir, self.kind, (self.graph,), threads, providers)
+        self._session = model.sessions[self.graph]
+        self.model_hash, self.schema_hash = model.model_hash, model.schema_hash
+        self.latent_dim = int(model.config["latent_dim"])
+        self.configure(model.config)
+
+    def configure(self, config: dict[str, Any]) -> None:
+        """Read the subclass's own sizes out of the exported config."""
+
+    def run(self, **inputs: np.ndarray) -> np.ndarray:
+        """The graph's single output for float32 `inputs` by name."""
+        (output,) = self._session.run(None, {name: np.ascontiguousarray(value) for name, value in inputs.items()})
+        return output
