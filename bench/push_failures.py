@@ -16,7 +16,7 @@ import argparse
 import json
 
 import numpy as np
-from results_io import write_results
+from results_io import named_paths, write_results
 
 SIDES = (("behind", 0.3, 1.01), ("beside", -0.3, 0.3), ("in front", -1.01, -0.3))
 WALKS = (("walk < 0.5", 0.0, 0.5), ("walk 0.5-1", 0.5, 1.0), ("walk >= 1", 1.0, np.inf))
@@ -60,10 +60,7 @@ def main() -> int:
     parser.add_argument("--out", default="bench/results/push_failures.json")
     args = parser.parse_args()
     runs = {}
-    for item in args.summary:
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--summary: expected NAME=PATH, got {item!r}")
+    for name, path in named_paths(args.summary, "--summary").items():
         with open(path) as file:
             summary = json.load(file)
         if summary.get("env") != "push":

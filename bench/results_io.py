@@ -1,4 +1,5 @@
-"""What every benchmark records beside its numbers: the command, the core count, the seed."""
+"""What every benchmark records beside its numbers (the command, the core count, the seed), and how it reads
+its NAME=PATH options."""
 from __future__ import annotations
 
 import json
@@ -16,3 +17,14 @@ def write_results(out: str | os.PathLike, seed: int, record: dict[str, Any]) -> 
     Path(out).write_text(json.dumps(full, indent=2) + "\n")
     print(f"wrote {out}")
     return full
+
+
+def named_paths(items: list[str], option: str) -> dict[str, str]:
+    """["NAME=PATH", ...] given to `option` -> {NAME: PATH}; exits naming the item that lacks the "="."""
+    named = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"{option}: expected NAME=PATH, got {item!r}")
+        named[name] = path
+    return named

@@ -146,6 +146,15 @@ class MujocoTaskEnv(gym.Env):
         reward = -info["distance"]
         return self._obs(), float(reward), bool(info["success"]), self._steps >= self.max_steps, info
 
+    def set_state(self, qpos: Any) -> dict[str, np.ndarray]:
+        """Place the scene at rest at joint positions `qpos` float [nq] mid-episode (the goal is kept) -> the
+        observation there. For probing a model from chosen states (bench/push_contact.py)."""
+        qpos = np.asarray(qpos, dtype=np.float64)
+        if qpos.shape != (self.model.nq,) or not np.all(np.isfinite(qpos)):
+            raise ValueError(f"qpos: expected {self.model.nq} finite joint positions, got shape {qpos.shape}")
+        self._set_qpos(qpos)
+        return self._obs()
+
     def render(self) -> np.ndarray:
         renderer = self._renderers.get(self.layout)
         if renderer is None:

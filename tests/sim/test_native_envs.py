@@ -51,9 +51,12 @@ def test_goal_image_shows_the_goal_state():
     env = MazeEnv("easy")
     try:
         env.reset(seed=5)
-        env.unwrapped._set_qpos(env.goal)
-        np.testing.assert_array_equal(env.render(), env.goal_image)
+        np.testing.assert_array_equal(env.set_state(env.goal)["image"], env.goal_image)
         np.testing.assert_array_equal(env.goal_state, env.true_state(env.data))  # goal_state: the goal image's
+        with pytest.raises(ValueError, match="qpos: expected 2 finite joint positions, got shape \\(3,\\)"):
+            env.set_state(np.zeros(3))
+        with pytest.raises(ValueError, match="qpos: expected 2 finite"):
+            env.set_state([np.nan, 0.0])
     finally:
         env.close()
 
