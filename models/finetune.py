@@ -36,6 +36,7 @@ from hvp.models import checkpoint
 from hvp.models.config import TrainConfig
 from hvp.models.fit import _windows_to_torch
 from hvp.models.runtime import default_threads, resolve_device
+from hvp.models.state_supervision import StateSupervised
 from hvp.models.train import RunLog, train
 
 MODES = ("full", "encoder-decoder")
@@ -60,6 +61,9 @@ class FinetuneConfig(Config):
     # encoder-decoder mode, whose prior is frozen, and the run's own in full mode
     overshooting: int | None = None  # the model's latent-overshooting steps while fine-tuning (RSSMConfig); None:
     # the run's own
+    state_loss: float = 0.0  # weight of state-supervised imagination (hvp.models.state_supervision); 0: off
+    state_horizon: int = 10  # its open-loop steps (the planner's rollouts)
+    state_dims: int = 0  # its leading state dimensions supervised; 0: all
     seed: int = 0
 
     def validate(self) -> None:
@@ -74,6 +78,8 @@ class FinetuneConfig(Config):
                 "FinetuneConfig.kl_balance must be None or in [0, 1] (got {})", self.kl_balance)
         require(self.overshooting is None or self.overshooting >= 0,
                 "FinetuneConfig.overshooting must be None or >= 0 (got {})", self.overshooting)
+        for name in ("state_loss", "state_horizon", "state_dims"):
+            require(getattr(self, name) >= 0, "FinetuneConfig.{} must be >= 0 (got {})", name, getattr(self, name))
 
     def effective_kl_balance(self) -> float | None:
         """The KL balance to train with, None for the run's own."""
@@ -98,15 +104,41 @@ def freeze_dynamics(model: torch.nn.Module) -> list[str]:
 
 
 @torch.no_grad()
-def held_out_loss(model: torch.nn.Module, windows: dict[str, torch.Tensor], seed: int) -> float:
-    """Negative ELBO of fixed windows, with the model's latent sampling seeded: comparable across evaluations."""
+def held_out_loss(model: torch.nn.Module, windows: dict[str, torch.Tensor], seed: int,
+                  inputs: tuple[str, ...] = ("image", "action")) -> float:
+    """The model's loss (the negative ELBO, plus what it adds) on fixed windows, with its latent sampling seeded:
+    comparable across evaluations."""
     was_training = model.training
     model.eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        loss, _ = model(windows["image"], windows["action"])
+        loss, _ = model(*(windows[key] for key in inputs))
     model.train(was_training)
     return float(loss)
+
+
+def state_supervised(model: torch.nn.Module, run_dir: str | os.PathLike, config: FinetuneConfig,
+                     datasets: dict[str, TrajectoryDataset | None], device: torch.device) -> StateSupervised:
+    """The model wrapped with RUN/readout for state-supervised imagination; every dataset must record true states
+    the readout reads."""
+    from hvp.models.readout import READOUT_DIR, load_readout
+
+    if not hasattr(model, "open_loop"):
+        raise ValueError(f"state_loss: the {type(model).__name__} model of {os.fspath(run_dir)!r} has no open-loop "
+                         "rollout to supervise (an RSSM run has)")
+    readout_dir = Path(run_dir) / READOUT_DIR
+    if not readout_dir.is_dir():
+        raise ValueError(f"state_loss: {os.fspath(run_dir)!r} has no {READOUT_DIR}/; make one with "
+                         f"`hvp train-readout {os.fspath(run_dir)} --data DATA.hdf5` first")
+    readout = load_readout(readout_dir, device=device)
+    for name, dataset in datasets.items():
+        if dataset is None:
+            continue
+        states = dataset.episodes[0]["true_state"]
+        if states.shape[-1] != readout.state_dim or not np.all(np.isfinite(states)):
+            raise ValueError(f"{name}: state_loss needs the {readout.state_dim}-dim true_state the readout reads; "
+                             f"the data has true_state of shape {states.shape} (finite: {np.all(np.isfinite(states))})")
+    return StateSupervised(model, readout.net.train(), config.state_loss, config.state_horizon, config.state_dims)
 
 
 def _check_fits(model: torch.nn.Module, dataset: TrajectoryDataset, name: str) -> None:
@@ -142,39 +174,45 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
             raise ValueError(f"overshooting: the {kind!r} model of {os.fspath(run_dir)!r} has no latent overshooting "
                              "(an RSSM run has)")
         model.config = model_config.replace(**loss_settings)
+    # only images and actions unless states are supervised: a recorded robot's true_state (NaN [T, 1]) need not
+    # match the sim's
+    trainee, inputs = model, ("image", "action")
+    if config.state_loss:
+        trainee = state_supervised(model, run_dir, config, {"data": real, "sim-data": sim}, device)
+        inputs = ("image", "action", "true_state")
     train_set, held = real.split(config.held_out, config.seed)
     rng = np.random.default_rng(config.seed)
     held_windows = _windows_to_torch(held.sample_windows(np.random.default_rng(config.seed + 1),
                                                          config.held_out_windows, config.seq_len), device)
     sim_windows = round(config.batch_size * config.sim_fraction) if sim is not None else 0
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, eps=1e-5)
+    optimizer = torch.optim.Adam([p for p in trainee.parameters() if p.requires_grad], lr=config.learning_rate,
+                                 eps=1e-5)
 
     def next_batch() -> dict[str, torch.Tensor]:
         parts = [train_set.sample_windows(rng, config.batch_size - sim_windows, config.seq_len)]
         if sim_windows:
             parts.append(sim.sample_windows(rng, sim_windows, config.seq_len))
-        # only images and actions: a recorded robot's true_state (NaN [T, 1]) need not match the sim's
-        return _windows_to_torch({key: np.concatenate([p[key] for p in parts]) for key in ("image", "action")}, device)
+        return _windows_to_torch({key: np.concatenate([p[key] for p in parts]) for key in inputs}, device)
 
     # train in slices, keep the best held-out weights, stop when patience runs out
     out_dir.mkdir(parents=True, exist_ok=True)
     log = RunLog(out_dir)
-    history = [{"step": 0, "held_out_loss": held_out_loss(model, held_windows, config.seed)}]
-    best = dict(history[0], state={k: v.detach().clone() for k, v in model.state_dict().items()})
+    history = [{"step": 0, "held_out_loss": held_out_loss(trainee, held_windows, config.seed, inputs)}]
+    best = dict(history[0], state={k: v.detach().clone() for k, v in trainee.state_dict().items()})
     step, stale = 0, 0
     while step < config.steps and stale < config.patience:
         end = min(step + config.eval_every, config.steps)
-        metrics = train(model, optimizer, next_batch, start_step=step, steps=end, grad_clip=config.grad_clip,
-                        log_every=config.eval_every, on_log=log.write, progress=False)
+        metrics = train(trainee, optimizer, next_batch, start_step=step, steps=end, grad_clip=config.grad_clip,
+                        log_every=config.eval_every, on_log=log.write, progress=False, inputs=inputs)
         step = end
-        history.append({"step": step, "held_out_loss": held_out_loss(model, held_windows, config.seed),
+        history.append({"step": step, "held_out_loss": held_out_loss(trainee, held_windows, config.seed, inputs),
                         "train_loss": metrics.get("loss")})
         if history[-1]["held_out_loss"] < best["held_out_loss"]:
-            best, stale = dict(history[-1], state={k: v.detach().clone() for k, v in model.state_dict().items()}), 0
+            best, stale = dict(history[-1], state={k: v.detach().clone() for k, v in trainee.state_dict().items()}), 0
         else:
             stale += 1
     log.close()
-    model.load_state_dict(best["state"])
+    trainee.load_state_dict(best["state"])
     model.config = model_config
     # save
     train_config = TrainConfig.from_dict(run_config["train"]).replace(
@@ -187,6 +225,9 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
                else config.effective_kl_balance(),
                "overshooting": getattr(model.config, "overshooting", 0) if config.overshooting is None
                else config.overshooting,
+               # the readout trained beside it is not saved: refit one on the new latents (hvp train-readout)
+               "state_loss": {"weight": config.state_loss, "horizon": config.state_horizon,
+                              "dims": config.state_dims} if config.state_loss else None,
                "real_episodes": {"train": len(train_set), "held_out": len(held)},
                "sim_episodes": len(sim) if sim is not None else 0, "steps_run": step,
                "stopped_early": step < config.steps, "best_step": best["step"],

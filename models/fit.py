@@ -43,8 +43,7 @@ def _distributed_setup(device: str | None) -> tuple[int, int, torch.device]:
 
 
 def _windows_to_torch(windows: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    return {"image": torch.from_numpy(windows["image"]).to(device),
-            "action": torch.from_numpy(windows["action"]).to(device)}
+    return {key: torch.from_numpy(value).to(device) for key, value in windows.items()}
 
 
 def save_preview(path: Path, model: nn.Module, batch: dict[str, torch.Tensor], context: int) -> None:

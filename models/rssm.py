@@ -9,6 +9,9 @@ step, the prior rollout and the decoder can be exported as separate graphs.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +29,20 @@ def gaussian_kl(mean_a: torch.Tensor, std_a: torch.Tensor, mean_b: torch.Tensor,
 def previous_actions(actions: torch.Tensor) -> torch.Tensor:
     """actions [B, L, A] (action t follows frame t) -> the action that led to each frame (zero before frame 0)."""
     return torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], dim=1)
+
+
+@dataclass
+class Filtered:
+    """One window filtered by RSSM.filter_window: per frame [B, L, ...]."""
+
+    frames: torch.Tensor  # float32 images [B, L, 3, h, w]
+    prev: torch.Tensor  # the action that led to each frame [B, L, A]
+    deters: torch.Tensor  # h [B, L, deter]
+    features: torch.Tensor  # [h, sampled z] [B, L, D]: what the decoder reconstructs from
+    prior_mean: torch.Tensor
+    prior_std: torch.Tensor
+    post_mean: torch.Tensor
+    post_std: torch.Tensor
 
 
 class RSSM(nn.Module):
@@ -88,13 +105,15 @@ class RSSM(nn.Module):
     # -- training ----------------------------------------------------------------------
     def forward(self, images: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Negative ELBO of a window: images uint8 [B, L, h, w, 3], actions float32 [B, L, A] -> (loss, metrics)."""
-        config = self.config
+        return self.elbo(self.filter_window(images, actions))
+
+    def filter_window(self, images: torch.Tensor, actions: torch.Tensor) -> Filtered:
+        """Filter a window with sampled latents (reparameterized), keeping what the losses need."""
         frames = to_float_images(images)
         embeds = self.embed(frames)
         prev = previous_actions(actions)
         deter, stoch = self.initial(images.shape[0], images.device)
         deters, features, prior_params, posterior_params = [], [], [], []
-        # filter with sampled latents (reparameterized)
         for t in range(images.shape[1]):
             deter = self.transition(deter, stoch, prev[:, t])
             prior_params.append(self.prior(deter))
@@ -105,10 +124,17 @@ class RSSM(nn.Module):
             features.append(torch.cat([deter, stoch], -1))
         prior_mean, prior_std = (torch.stack(p, 1) for p in zip(*prior_params))
         post_mean, post_std = (torch.stack(p, 1) for p in zip(*posterior_params))
+        return Filtered(frames, prev, torch.stack(deters, 1), torch.stack(features, 1), prior_mean, prior_std,
+                        post_mean, post_std)
+
+    def elbo(self, window: Filtered) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Negative ELBO (plus latent overshooting when configured) of a filtered window -> (loss, metrics)."""
+        config = self.config
         # reconstruction, up-weighted on moving pixels
-        weights = foreground_weights(frames, config.foreground_weight, config.foreground_threshold)
-        reconstruction = ((self.decode(torch.stack(features, 1)) - frames) ** 2 * weights).sum((2, 3, 4)).mean()
+        weights = foreground_weights(window.frames, config.foreground_weight, config.foreground_threshold)
+        reconstruction = ((self.decode(window.features) - window.frames) ** 2 * weights).sum((2, 3, 4)).mean()
         # KL balancing with free nats: train the prior toward the posterior more than the reverse
+        post_mean, post_std, prior_mean, prior_std = window.post_mean, window.post_std, window.prior_mean, window.prior_std
         prior_kl = gaussian_kl(post_mean.detach(), post_std.detach(), prior_mean, prior_std)
         posterior_kl = gaussian_kl(post_mean, post_std, prior_mean.detach(), prior_std.detach())
         kl = (config.kl_balance * prior_kl.clamp(min=config.free_nats).mean()
@@ -116,26 +142,34 @@ class RSSM(nn.Module):
         loss = reconstruction + config.kl_scale * kl
         metrics = {"loss": loss, "reconstruction": reconstruction, "kl": prior_kl.mean()}
         if config.overshooting:
-            metrics["overshooting_kl"] = self.overshooting_kl(torch.stack(deters, 1), post_mean, post_std, prev)
+            metrics["overshooting_kl"] = self.overshooting_kl(window.deters, post_mean, post_std, window.prev)
             loss = loss + config.overshooting_scale * metrics["overshooting_kl"]
             metrics["loss"] = loss
         return loss, {name: value.detach() for name, value in metrics.items()}
+
+    def open_loop(self, deters: torch.Tensor, post_mean: torch.Tensor, prev: torch.Tensor,
+                  horizon: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Prior means rolled d = 1..horizon steps from every filtered state t of a window with t + d in it (the
+        planner's rollout) -> yields (d, h [B, L - d, deter], prior mean and std [B, L - d, stoch]): entry t has
+        rolled from frame t to frame t + d. deters [B, L, deter], post_mean [B, L, stoch], prev [B, L, A]."""
+        length = deters.shape[1]
+        deter, stoch = deters[:, :-1], post_mean[:, :-1]  # [B, starts, .]: every start t < L - 1
+        for step in range(1, min(horizon, length - 1) + 1):
+            reach = length - step  # starts t = 0 .. reach - 1 still have frame t + step in the window
+            deter, stoch = deter[:, :reach], stoch[:, :reach]
+            deter = self.transition(deter.flatten(0, 1), stoch.flatten(0, 1),
+                                    prev[:, step:step + reach].flatten(0, 1)).unflatten(0, (-1, reach))
+            mean, std = self.prior(deter)
+            stoch = mean
+            yield step, deter, mean, std
 
     def overshooting_kl(self, deters: torch.Tensor, post_mean: torch.Tensor, post_std: torch.Tensor,
                         prev: torch.Tensor) -> torch.Tensor:
         """Mean KL(posterior at t + d || prior mean-rolled d steps from the filtered state at t), d = 1..overshooting,
         over every start t with t + d in the window (free nats as for one step). deters [B, L, deter], posteriors
         [B, L, stoch], prev [B, L, A] (the action that led to each frame)."""
-        length = deters.shape[1]
-        deter, stoch = deters[:, :-1], post_mean[:, :-1]  # [B, starts, .]: every start t < L - 1
         total, count = deters.new_zeros(()), 0
-        for step in range(1, min(self.config.overshooting, length - 1) + 1):
-            reach = length - step  # starts t = 0 .. reach - 1 still have frame t + step in the window
-            deter, stoch = deter[:, :reach], stoch[:, :reach]
-            deter = self.transition(deter.flatten(0, 1), stoch.flatten(0, 1),
-                                    prev[:, step:step + reach].flatten(0, 1)).unflatten(0, (-1, reach))
-            mean, std = self.prior(deter)
-            stoch = mean  # the planner's rollout: prior means
+        for step, _, mean, std in self.open_loop(deters, post_mean, prev, self.config.overshooting):
             kl = gaussian_kl(post_mean[:, step:].detach(), post_std[:, step:].detach(), mean, std)
             total, count = total + kl.clamp(min=self.config.free_nats).sum(), count + kl.numel()
         return total / count

@@ -58,8 +58,9 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
           on_log: Callable[[int, Metrics], None] | None = None,
           every: Sequence[tuple[int, Callable[[int], None]]] = (),
           frames_per_step: int = 0, learning_rate: Callable[[int], float] | None = None,
-          progress: bool = True) -> Metrics:
-    """Run updates start_step+1 .. steps. `model(images, actions) -> (loss, metrics)`; it may be DDP-wrapped.
+          progress: bool = True, inputs: Sequence[str] = ("image", "action")) -> Metrics:
+    """Run updates start_step+1 .. steps. `model(*batch[inputs]) -> (loss, metrics)`, by default
+    model(images, actions); it may be DDP-wrapped.
 
     `every` pairs an interval with a callback given the finished step (checkpoints, previews);
     `frames_per_step` (all processes together) turns update time into a throughput figure;
@@ -76,7 +77,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
     for step in bar:
         # update
         batch = next_batch()
-        loss, metrics = model(batch["image"], batch["action"])
+        loss, metrics = model(*(batch[key] for key in inputs))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower learning_rate or check the data")
         if learning_rate is not None:

@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overshooting", type=int,
                         help="latent overshooting while fine-tuning: also train the prior rolled open-loop (as the "
                              "planner rolls it) up to this many steps ahead (default: the run's own, 0 for most)")
+    parser.add_argument("--state-loss", type=float,
+                        help="state-supervised imagination: weight of RUN/readout's error on the true state read out "
+                             "of filtered latents and of prior means rolled open-loop (needs true_state in the data; "
+                             "refit the readout afterwards with hvp train-readout). Default 0: off")
+    parser.add_argument("--state-horizon", type=int, help="open-loop steps of --state-loss (default 10)")
+    parser.add_argument("--state-dims", type=int, help="leading state dimensions --state-loss supervises (default all)")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="fine-tuning sizes")
     parser.add_argument("--seed", type=int, help="seed of the split and window sampling")
     parser.add_argument("--export", action="store_true",
@@ -50,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: value for name, value in (
         ("mode", args.mode), ("sim_fraction", sim_fraction), ("held_out", args.held_out), ("steps", args.steps),
         ("eval_every", args.eval_every), ("patience", args.patience), ("learning_rate", args.lr),
-        ("kl_balance", args.kl_balance), ("overshooting", args.overshooting), ("seed", args.seed))
+        ("kl_balance", args.kl_balance), ("overshooting", args.overshooting), ("state_loss", args.state_loss),
+        ("state_horizon", args.state_horizon), ("state_dims", args.state_dims), ("seed", args.seed))
         if value is not None}
     try:
         config = FinetuneConfig.preset(args.preset, **overrides)
@@ -63,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"hvp finetune: {summary['steps_run']} updates ({'stopped early' if summary['stopped_early'] else 'all'}), "
           f"best at {summary['best_step']}; held-out loss {loss['before']:.4g} -> {loss['best']:.4g}; saved {args.out}",
           flush=True)
+    if summary["state_loss"]:
+        print(f"hvp finetune: the readout trained beside it was not saved; refit one: hvp train-readout {args.out} "
+              "--data ...", flush=True)
     if args.export:
         distance = Path(args.run) / "distance"
         try:
