@@ -40,6 +40,7 @@ from hvp.models.state_supervision import StateSupervised
 from hvp.models.train import RunLog, train
 
 MODES = ("full", "encoder-decoder")
+KEEP = ("best", "last")
 DYNAMICS_MODULES = ("input_layer", "cell", "prior_net")  # the RSSM's transition and prior: frozen in encoder-decoder
 SUMMARY_FILE = "finetune.json"
 
@@ -64,6 +65,7 @@ class FinetuneConfig(Config):
     state_loss: float = 0.0  # weight of state-supervised imagination (hvp.models.state_supervision); 0: off
     state_horizon: int = 10  # its open-loop steps (the planner's rollouts)
     state_dims: int = 0  # its leading state dimensions supervised; 0: all
+    keep: str = "best"  # weights saved: "best" held-out loss (early stopping) or "last" (all `steps` updates)
     seed: int = 0
 
     def validate(self) -> None:
@@ -78,6 +80,7 @@ class FinetuneConfig(Config):
                 "FinetuneConfig.kl_balance must be None or in [0, 1] (got {})", self.kl_balance)
         require(self.overshooting is None or self.overshooting >= 0,
                 "FinetuneConfig.overshooting must be None or >= 0 (got {})", self.overshooting)
+        require(self.keep in KEEP, "FinetuneConfig.keep must be one of {} (got {!r})", KEEP, self.keep)
         for name in ("state_loss", "state_horizon", "state_dims"):
             require(getattr(self, name) >= 0, "FinetuneConfig.{} must be >= 0 (got {})", name, getattr(self, name))
 
@@ -200,14 +203,14 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
     history = [{"step": 0, "held_out_loss": held_out_loss(trainee, held_windows, config.seed, inputs)}]
     best = dict(history[0], state={k: v.detach().clone() for k, v in trainee.state_dict().items()})
     step, stale = 0, 0
-    while step < config.steps and stale < config.patience:
+    while step < config.steps and (stale < config.patience or config.keep == "last"):
         end = min(step + config.eval_every, config.steps)
         metrics = train(trainee, optimizer, next_batch, start_step=step, steps=end, grad_clip=config.grad_clip,
                         log_every=config.eval_every, on_log=log.write, progress=False, inputs=inputs)
         step = end
         history.append({"step": step, "held_out_loss": held_out_loss(trainee, held_windows, config.seed, inputs),
                         "train_loss": metrics.get("loss")})
-        if history[-1]["held_out_loss"] < best["held_out_loss"]:
+        if history[-1]["held_out_loss"] < best["held_out_loss"] or config.keep == "last":
             best, stale = dict(history[-1], state={k: v.detach().clone() for k, v in trainee.state_dict().items()}), 0
         else:
             stale += 1

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "refit the readout afterwards with hvp train-readout). Default 0: off")
     parser.add_argument("--state-horizon", type=int, help="open-loop steps of --state-loss (default 10)")
     parser.add_argument("--state-dims", type=int, help="leading state dimensions --state-loss supervises (default all)")
+    parser.add_argument("--keep", choices=("best", "last"),
+                        help="weights saved: best held-out loss with early stopping (default), or the last of --steps "
+                             "(when the held-out negative ELBO is not what the change is for, e.g. --state-loss)")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="fine-tuning sizes")
     parser.add_argument("--seed", type=int, help="seed of the split and window sampling")
     parser.add_argument("--export", action="store_true",
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         ("mode", args.mode), ("sim_fraction", sim_fraction), ("held_out", args.held_out), ("steps", args.steps),
         ("eval_every", args.eval_every), ("patience", args.patience), ("learning_rate", args.lr),
         ("kl_balance", args.kl_balance), ("overshooting", args.overshooting), ("state_loss", args.state_loss),
-        ("state_horizon", args.state_horizon), ("state_dims", args.state_dims), ("seed", args.seed))
+        ("state_horizon", args.state_horizon), ("state_dims", args.state_dims), ("keep", args.keep), ("seed", args.seed))
         if value is not None}
     try:
         config = FinetuneConfig.preset(args.preset, **overrides)
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"hvp finetune: {err}") from None
     loss = summary["held_out_loss"]
     print(f"hvp finetune: {summary['steps_run']} updates ({'stopped early' if summary['stopped_early'] else 'all'}), "
-          f"best at {summary['best_step']}; held-out loss {loss['before']:.4g} -> {loss['best']:.4g}; saved {args.out}",
+          f"kept update {summary['best_step']} ({summary['config']['keep']}); held-out loss {loss['before']:.4g} -> "
+          f"{loss['best']:.4g}; saved {args.out}",
           flush=True)
     if summary["state_loss"]:
         print(f"hvp finetune: the readout trained beside it was not saved; refit one: hvp train-readout {args.out} "

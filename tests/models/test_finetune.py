@@ -52,6 +52,12 @@ def test_early_stopping_keeps_the_best_weights_when_held_out_loss_worsens(rssm_r
     assert [h["step"] for h in summary["history"]] == [0, 1, 2]
     before, after = _weights(rssm_run), _weights(tmp_path / "ft")
     assert all(np.array_equal(before[n], after[n]) for n in before)
+    # keep "last": the same run goes on to all its steps and saves where it ended
+    last = finetune(rssm_run, shifted_dataset, tmp_path / "last", config.replace(steps=4, keep="last"), threads=1)
+    assert not last["stopped_early"] and last["steps_run"] == 4 and last["best_step"] == 4
+    assert not all(np.array_equal(before[n], v) for n, v in _weights(tmp_path / "last").items())
+    with pytest.raises(ValueError, match="keep must be one of"):
+        FinetuneConfig(keep="first")
 
 
 def test_cli_full_finetune_exports_onnx_and_refuses_bad_inputs(rssm_run, shifted_dataset, tmp_path):
