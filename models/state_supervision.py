@@ -37,10 +37,6 @@ class StateSupervised(nn.Module):
         self.rssm, self.readout = rssm, readout
         self.weight, self.horizon, self.state_dims = weight, horizon, state_dims
 
-    @property
-    def config(self):
-        return self.rssm.config
-
     def forward(self, images: torch.Tensor, actions: torch.Tensor,
                 states: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """images uint8 [B, L, h, w, 3], actions float32 [B, L, A], true states float [B, L, S] -> (loss, metrics)."""
