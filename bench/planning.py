@@ -76,8 +76,9 @@ class SimulatorCEM:
         return {**state, "plan": plan, "step": state["step"] + 1}, plan[0].copy()
 
 
-def cost_correlations(runtime, distance, episodes, env_name: str, pairs: int, seed: int) -> dict:
-    """(a): Spearman of each cost between (filtered belief of frame i, encode(frame j)) with the true distance."""
+def cost_correlations(runtime, distance, episodes, env_name: str, pairs: int, seed: int, readout=None) -> dict:
+    """(a): Spearman of each cost between (filtered belief of frame i, encode(frame j)) with the true distance;
+    the readout cost too when the run has a readout."""
     from hvp.models.fit_distance import episode_latents, spearman
 
     latents = episode_latents(runtime, episodes, 1)
@@ -89,6 +90,12 @@ def cost_correlations(runtime, distance, episodes, env_name: str, pairs: int, se
     decoded_a, decoded_b = (runtime.decode(x).astype(np.float32) / 255 for x in (a, b))
     costs = {"latent": np.sum((a - b) ** 2, -1), "temporal": distance.steps(a, b),
              "pixel": np.mean((decoded_a - decoded_b) ** 2, axis=(1, 2, 3))}
+    if readout is not None:
+        from hvp.sim import task_state_cost
+
+        state_cost = task_state_cost(readout.task)  # its goal is one state: one call per pair
+        costs["readout"] = np.array([state_cost(state_a[None], state_b)[0]
+                                     for state_a, state_b in zip(readout.states(a), readout.states(b))])
     close = true < CLOSE
     return {name: {"all": spearman(cost, true), "close": spearman(cost[close], true[close])}
             for name, cost in costs.items()} | {"pairs": pairs, "close_pairs": int(close.sum()), "close_below": CLOSE}
@@ -133,6 +140,7 @@ def main() -> int:
 
     from hvp.agent import RandomActions, build_controller, evaluate
     from hvp.data import load_dataset
+    from hvp.models.readout import load_readout
     from hvp.models.runtime import load_runtime
     from hvp.models.temporal_distance import load_distance
     from hvp.planners import OPTIMIZERS, make_optimizer
@@ -158,8 +166,9 @@ def main() -> int:
         runtime = load_runtime(run, device="cpu")
         row: dict = {"model": run}
         if held_out is not None:
+            readout = load_readout(Path(run) / "readout") if (Path(run) / "readout").is_dir() else None
             row["cost_spearman"] = cost_correlations(runtime, load_distance(Path(run) / "distance"), held_out,
-                                                     env_name, args.pairs, args.seed)
+                                                     env_name, args.pairs, args.seed, readout)
         env = make(env_name, **({"max_steps": args.max_steps} if args.max_steps else {}))
 
         def success(controller, episodes, decode=None) -> dict:
