@@ -89,8 +89,7 @@ def main() -> int:
             for gap in args.gaps:
                 probes = [p for seed in range(args.seed, args.seed + args.seeds)
                           if (p := push_probe(env, runtime, readout, seed, gap, args.horizon, args.settle))]
-                rows[f"gap {gap:g}"] = {**summarize(probes), "probes": probes}
-                row = rows[f"gap {gap:g}"]
+                row = rows[f"gap {gap:g}"] = {**summarize(probes), "probes": probes}
                 print(f"{name} gap {gap:g}: {row['pushes']} pushes, true block median {row['true_block_median']:.2f}; "
                       + "; ".join(f"{key} {shown(row[key])}" for key in ("imagined_over_true_block_median",
                                   "imagined_over_true_pusher_median", "imagined_through_share")))

@@ -186,7 +186,7 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
     train_set, held = real.split(config.held_out, config.seed)
     rng = np.random.default_rng(config.seed)
     held_windows = _windows_to_torch(held.sample_windows(np.random.default_rng(config.seed + 1),
-                                                         config.held_out_windows, config.seq_len), device)
+                                                         config.held_out_windows, config.seq_len), device, inputs)
     sim_windows = round(config.batch_size * config.sim_fraction) if sim is not None else 0
     optimizer = torch.optim.Adam([p for p in trainee.parameters() if p.requires_grad], lr=config.learning_rate,
                                  eps=1e-5)
@@ -195,7 +195,7 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
         parts = [train_set.sample_windows(rng, config.batch_size - sim_windows, config.seq_len)]
         if sim_windows:
             parts.append(sim.sample_windows(rng, sim_windows, config.seq_len))
-        return _windows_to_torch({key: np.concatenate([p[key] for p in parts]) for key in inputs}, device)
+        return _windows_to_torch({key: np.concatenate([p[key] for p in parts]) for key in inputs}, device, inputs)
 
     # train in slices, keep the best held-out weights, stop when patience runs out
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import os
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -42,8 +42,10 @@ def _distributed_setup(device: str | None) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, chosen
 
 
-def _windows_to_torch(windows: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    return {key: torch.from_numpy(value).to(device) for key, value in windows.items()}
+def _windows_to_torch(windows: dict[str, np.ndarray], device: torch.device,
+                      keys: Sequence[str] = ("image", "action")) -> dict[str, torch.Tensor]:
+    """The `keys` of sampled windows as tensors on `device` (the rest, e.g. true_state, stays behind)."""
+    return {key: torch.from_numpy(windows[key]).to(device) for key in keys}
 
 
 def save_preview(path: Path, model: nn.Module, batch: dict[str, torch.Tensor], context: int) -> None:
