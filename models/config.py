@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from hvp.config import Config, require
 
 MODEL_KINDS = ("rssm", "pixel")
+FOREGROUND_REFERENCES = ("window", "batch")  # what the reconstruction's background is the median of
 
 
 def _check_image(config: Config, image_size: tuple[int, int]) -> None:
@@ -32,8 +33,9 @@ class RSSMConfig(Config):
     free_nats: float = 3.0  # KL per step below this is not penalized (PlaNet)
     kl_balance: float = 0.8  # weight of the prior-side KL (DreamerV3 balancing); 1 - it trains the posterior
     kl_scale: float = 1.0
-    foreground_weight: float = 5.0  # reconstruction weight of pixels that differ from the window's background
+    foreground_weight: float = 5.0  # reconstruction weight of pixels that differ from the background
     foreground_threshold: float = 0.15  # summed |RGB - background| in [0, 1] units that counts as foreground
+    foreground_reference: str = "window"  # background: median of each window or of the whole batch (networks.py)
     # latent overshooting (PlaNet): also roll the prior mean open-loop, as the planner does, up to this many steps
     # from every filtered state and pull it toward the later posteriors; 0 trains one step ahead only
     overshooting: int = 0
@@ -52,6 +54,8 @@ class RSSMConfig(Config):
         require(0 <= self.kl_balance <= 1, "RSSMConfig.kl_balance must be in [0, 1] (got {})", self.kl_balance)
         require(self.foreground_weight >= 1, "RSSMConfig.foreground_weight must be >= 1 (got {})",
                 self.foreground_weight)
+        require(self.foreground_reference in FOREGROUND_REFERENCES, "RSSMConfig.foreground_reference must be one of "
+                "{} (got {!r})", FOREGROUND_REFERENCES, self.foreground_reference)
         require(self.overshooting >= 0, "RSSMConfig.overshooting must be >= 0 (got {})", self.overshooting)
         require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
                 self.overshooting_scale)

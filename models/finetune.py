@@ -33,7 +33,7 @@ import torch
 from hvp.config import Config, require
 from hvp.data import TrajectoryDataset
 from hvp.models import checkpoint
-from hvp.models.config import TrainConfig
+from hvp.models.config import FOREGROUND_REFERENCES, TrainConfig
 from hvp.models.fit import _windows_to_torch
 from hvp.models.runtime import default_threads, resolve_device
 from hvp.models.state_supervision import StateSupervised
@@ -62,6 +62,7 @@ class FinetuneConfig(Config):
     # encoder-decoder mode, whose prior is frozen, and the run's own in full mode
     overshooting: int | None = None  # the model's latent-overshooting steps while fine-tuning (RSSMConfig); None:
     # the run's own
+    foreground_reference: str | None = None  # the RSSM's reconstruction background while fine-tuning; None: the run's
     state_loss: float = 0.0  # weight of state-supervised imagination (hvp.models.state_supervision); 0: off
     state_horizon: int = 10  # its open-loop steps (the planner's rollouts)
     state_dims: int = 0  # its leading state dimensions supervised; 0: all
@@ -80,6 +81,9 @@ class FinetuneConfig(Config):
                 "FinetuneConfig.kl_balance must be None or in [0, 1] (got {})", self.kl_balance)
         require(self.overshooting is None or self.overshooting >= 0,
                 "FinetuneConfig.overshooting must be None or >= 0 (got {})", self.overshooting)
+        require(self.foreground_reference in (None, *FOREGROUND_REFERENCES),
+                "FinetuneConfig.foreground_reference must be None or one of {} (got {!r})", FOREGROUND_REFERENCES,
+                self.foreground_reference)
         require(self.keep in KEEP, "FinetuneConfig.keep must be one of {} (got {!r})", KEEP, self.keep)
         for name in ("state_loss", "state_horizon", "state_dims"):
             require(getattr(self, name) >= 0, "FinetuneConfig.{} must be >= 0 (got {})", name, getattr(self, name))
@@ -171,11 +175,14 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
     frozen = freeze_dynamics(model) if config.mode == "encoder-decoder" else []
     model_config = model.config
     loss_settings = {name: value for name, value in (("kl_balance", config.effective_kl_balance()),
-                                                     ("overshooting", config.overshooting)) if value is not None}
+                                                     ("overshooting", config.overshooting),
+                                                     ("foreground_reference", config.foreground_reference))
+                     if value is not None}
     if loss_settings:  # loss-only: restored before saving
-        if not hasattr(model_config, "overshooting") and "overshooting" in loss_settings:
-            raise ValueError(f"overshooting: the {kind!r} model of {os.fspath(run_dir)!r} has no latent overshooting "
-                             "(an RSSM run has)")
+        for name in loss_settings:
+            if not hasattr(model_config, name):
+                raise ValueError(f"{name}: the {kind!r} model of {os.fspath(run_dir)!r} has no such loss setting "
+                                 "(an RSSM run has)")
         model.config = model_config.replace(**loss_settings)
     # only images and actions unless states are supervised: a recorded robot's true_state (NaN [T, 1]) need not
     # match the sim's

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from hvp.models.config import FOREGROUND_REFERENCES
+
 CONV_LAYERS = 4  # stride-2 convs: a 64x64 image becomes a 4x4 feature map
 
 
@@ -17,14 +19,20 @@ def to_uint8_images(images: torch.Tensor) -> torch.Tensor:
     return ((images.movedim(-3, -1) + 0.5).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8)
 
 
-def foreground_weights(images: torch.Tensor, weight: float, threshold: float) -> torch.Tensor:
-    """Per-pixel loss weights: `weight` where a frame differs from its window's background, else 1.
+def foreground_weights(images: torch.Tensor, weight: float, threshold: float, reference: str = "window") -> torch.Tensor:
+    """Per-pixel loss weights: `weight` where a frame differs from the background, else 1.
 
-    images float32 [B, L, 3, h, w] -> float32 [B, L, 1, h, w]. The background is the per-pixel
-    median over the window, so a small moving object (the ball, the block) is up-weighted and
-    the decoder cannot settle for drawing only the static scene.
+    images float32 [B, L, 3, h, w] -> float32 [B, L, 1, h, w], so the decoder cannot settle for drawing only the
+    static scene. The background is the per-pixel median over each window (`reference="window"`: up-weights what
+    moves in it, the ball) or over every frame of the batch (`"batch"`: the empty scene when windows come from many
+    episodes, so an object that rests through a window, the push block, is up-weighted too).
     """
-    background = images.median(dim=1, keepdim=True).values
+    if reference == "window":
+        background = images.median(dim=1, keepdim=True).values
+    elif reference == "batch":
+        background = images.flatten(0, 1).median(dim=0).values
+    else:
+        raise ValueError(f"reference must be one of {FOREGROUND_REFERENCES} (got {reference!r})")
     moving = (images - background).abs().sum(dim=2, keepdim=True) > threshold
     return 1.0 + (weight - 1.0) * moving.float()
 

@@ -130,8 +130,9 @@ class RSSM(nn.Module):
     def elbo(self, window: Filtered) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Negative ELBO (plus latent overshooting when configured) of a filtered window -> (loss, metrics)."""
         config = self.config
-        # reconstruction, up-weighted on moving pixels
-        weights = foreground_weights(window.frames, config.foreground_weight, config.foreground_threshold)
+        # reconstruction, up-weighted on the objects
+        weights = foreground_weights(window.frames, config.foreground_weight, config.foreground_threshold,
+                                     config.foreground_reference)
         reconstruction = ((self.decode(window.features) - window.frames) ** 2 * weights).sum((2, 3, 4)).mean()
         # KL balancing with free nats: train the prior toward the posterior more than the reverse
         post_mean, post_std, prior_mean, prior_std = window.post_mean, window.post_std, window.prior_mean, window.prior_std

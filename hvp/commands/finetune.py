@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overshooting", type=int,
                         help="latent overshooting while fine-tuning: also train the prior rolled open-loop (as the "
                              "planner rolls it) up to this many steps ahead (default: the run's own, 0 for most)")
+    parser.add_argument("--foreground-reference", choices=("window", "batch"),
+                        help="rssm: the background of the up-weighted pixels while fine-tuning, the median of each "
+                             "window or of the whole batch (default: the run's own; see hvp train)")
     parser.add_argument("--state-loss", type=float,
                         help="state-supervised imagination: weight of RUN/readout's error on the true state read out "
                              "of filtered latents and of prior means rolled open-loop (needs true_state in the data; "
@@ -59,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: value for name, value in (
         ("mode", args.mode), ("sim_fraction", sim_fraction), ("held_out", args.held_out), ("steps", args.steps),
         ("eval_every", args.eval_every), ("patience", args.patience), ("learning_rate", args.lr),
-        ("kl_balance", args.kl_balance), ("overshooting", args.overshooting), ("state_loss", args.state_loss),
+        ("kl_balance", args.kl_balance), ("overshooting", args.overshooting),
+        ("foreground_reference", args.foreground_reference), ("state_loss", args.state_loss),
         ("state_horizon", args.state_horizon), ("state_dims", args.state_dims), ("keep", args.keep), ("seed", args.seed))
         if value is not None}
     try:

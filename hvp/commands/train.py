@@ -17,8 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--final-lr-fraction", type=float,
                         help="cosine decay to lr x this by the last update; 1 keeps it constant (overrides the preset)")
     parser.add_argument("--foreground-weight", type=float,
-                        help="reconstruction weight of pixels that move against the window's background (overrides "
+                        help="reconstruction weight of pixels that differ from the background (overrides "
                              "the preset: 2 for the rssm cpu preset, 5 otherwise)")
+    parser.add_argument("--foreground-reference", choices=("window", "batch"),
+                        help="rssm: the background those pixels differ from, the per-pixel median of each window "
+                             "(what moves in it) or of the whole batch (every object: the empty scene)")
     parser.add_argument("--overshooting", type=int,
                         help="rssm: latent overshooting, the prior also trained rolled open-loop up to this many steps "
                              "ahead, as the planner rolls it (default 0: one step)")
@@ -39,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
                                                  ("seed", args.seed)) if value is not None}
     dataset = load_dataset(args.data)
     model_overrides = {name: value for name, value in (("foreground_weight", args.foreground_weight),
+                                                       ("foreground_reference", args.foreground_reference),
                                                        ("overshooting", args.overshooting)) if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,

@@ -66,14 +66,17 @@ def test_cli_full_finetune_exports_onnx_and_refuses_bad_inputs(rssm_run, shifted
     with pytest.raises(SystemExit, match="--sim-data"):
         main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "x"), "--sim-fraction", "0.5"])
     assert main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "ft"), "--preset", "debug",
-                 "--threads", "1", "--export", "--kl-balance", "0.5", "--overshooting", "3"]) == 0
+                 "--threads", "1", "--export", "--kl-balance", "0.5", "--overshooting", "3",
+                 "--foreground-reference", "batch"]) == 0
     manifest = json.loads((tmp_path / "ft" / "onnx" / "manifest.json").read_text())
     assert "rssm" in manifest["models"]
     summary = json.loads((tmp_path / "ft" / "finetune.json").read_text())
     assert summary["config"]["mode"] == "full" and summary["kl_balance"] == 0.5 and summary["overshooting"] == 3
     assert "overshooting_kl" in (tmp_path / "ft" / "metrics.csv").read_text().splitlines()[0]
     # loss-only settings: the saved model keeps the run's own
-    assert json.loads((tmp_path / "ft" / "config.json").read_text())["model"]["overshooting"] == 0
+    saved = json.loads((tmp_path / "ft" / "config.json").read_text())["model"]
+    assert saved["overshooting"] == 0 and saved["foreground_reference"] == "window"
+    assert summary["config"]["foreground_reference"] == "batch"
     with pytest.raises(SystemExit, match="already holds a model"):
         main(["finetune", rssm_run, "--data", str(real), "--out", str(tmp_path / "ft"), "--preset", "debug"])
     small = tmp_path / "small.hdf5"

@@ -44,8 +44,21 @@ def test_foreground_weights_mark_only_the_moving_pixels():
     assert int((weights == 5.0).sum()) == 5
 
 
+def test_batch_reference_also_marks_objects_that_rest_through_their_window():
+    frames = torch.zeros(4, 5, 3, 8, 8)
+    for window in range(4):
+        frames[window, :, :, window, window] = 0.5  # one still object per window, each at its own place
+    assert torch.equal(foreground_weights(frames, weight=5.0, threshold=0.1), torch.ones(4, 5, 1, 8, 8))
+    weights = foreground_weights(frames, weight=5.0, threshold=0.1, reference="batch")
+    assert int((weights == 5.0).sum()) == 4 * 5 and all(weights[w, :, 0, w, w].eq(5.0).all() for w in range(4))
+    with pytest.raises(ValueError, match="reference must be one of"):
+        foreground_weights(frames, weight=5.0, threshold=0.1, reference="episode")
+
+
 def test_configs_reject_bad_values_with_the_field_name():
     with pytest.raises(ConfigError, match="image_size"):
         RSSMConfig(image_size=(60, 64))
+    with pytest.raises(ConfigError, match="foreground_reference"):
+        RSSMConfig(foreground_reference="episode")
     with pytest.raises(ConfigError, match="preview_context"):
         TrainConfig(seq_len=4, preview_context=4)

@@ -9,6 +9,7 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
 from hvp.cli import main
+from hvp.config import ConfigError
 from hvp.models import checkpoint
 from hvp.models.config import PixelConfig, RSSMConfig, TrainConfig
 from hvp.models.fit import cosine_learning_rate, fit
@@ -105,6 +106,9 @@ def test_hvp_train_cli_writes_a_loadable_run(maze_file, tmp_path):
     assert (config["train"]["learning_rate"], config["train"]["final_lr_fraction"]) == (2e-3, 0.5)
     assert config["model"]["foreground_weight"] == 3
     assert (out / "metrics.csv").is_file() and list((out / "previews").glob("*.png"))
+    with pytest.raises(ConfigError, match="foreground_reference"):  # an rssm setting: the pixel model has none
+        main(["train", "--data", maze_file, "--out", str(tmp_path / "bad"), "--preset", "debug", "--model", "pixel",
+              "--foreground-reference", "batch", "--no-progress"])
 
 
 def test_overshooting_kl_is_the_mean_kl_of_prior_rollouts_from_every_filtered_state(maze_dataset):
