@@ -140,7 +140,7 @@ def main() -> int:
 
     from hvp.agent import RandomActions, build_controller, evaluate
     from hvp.data import load_dataset
-    from hvp.models.readout import load_readout
+    from hvp.models.readout import READOUT_DIR, load_readout
     from hvp.models.runtime import load_runtime
     from hvp.models.temporal_distance import load_distance
     from hvp.planners import OPTIMIZERS, make_optimizer
@@ -165,8 +165,9 @@ def main() -> int:
         run = models[env_name]
         runtime = load_runtime(run, device="cpu")
         row: dict = {"model": run}
+        has_readout = (Path(run) / READOUT_DIR).is_dir()
         if held_out is not None:
-            readout = load_readout(Path(run) / "readout") if (Path(run) / "readout").is_dir() else None
+            readout = load_readout(Path(run) / READOUT_DIR) if has_readout else None
             row["cost_spearman"] = cost_correlations(runtime, load_distance(Path(run) / "distance"), held_out,
                                                      env_name, args.pairs, args.seed, readout)
         env = make(env_name, **({"max_steps": args.max_steps} if args.max_steps else {}))
@@ -184,7 +185,7 @@ def main() -> int:
         row["costs"] = {cost: success(build_controller(run, "cem", cost, seed=args.seed, horizon=args.horizon,
                                                        optimizer_overrides=budget)[0], args.episodes)
                         for cost in args.costs
-                        if cost != "readout" or (Path(run) / "readout").is_dir()}
+                        if cost != "readout" or has_readout}
         row["random_actions"] = success(RandomActions(env.action_space.shape[0], args.seed), args.episodes)
         row["simulator_cem"] = success(SimulatorCEM(env, make_optimizer("cem", **budget), args.horizon), args.episodes)
         # (d) plan time per control step at N=128, I=3, H=10

@@ -14,6 +14,7 @@ the same for the pusher. Writes bench/results/push_contact.json.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 from results_io import named_paths, write_results
@@ -76,7 +77,7 @@ def main() -> int:
     parser.add_argument("--settle", type=int, default=3, help="frames filtered at rest before imagining")
     parser.add_argument("--out", default="bench/results/push_contact.json")
     args = parser.parse_args()
-    from hvp.models.readout import load_readout
+    from hvp.models.readout import READOUT_DIR, load_readout
     from hvp.models.runtime import load_runtime
     from hvp.sim import make
 
@@ -84,7 +85,7 @@ def main() -> int:
     env, record = make("push"), {"horizon": args.horizon, "settle": args.settle, "models": {}}
     try:
         for name, run in models.items():
-            runtime, readout = load_runtime(run, device="cpu", threads=1), load_readout(f"{run}/readout")
+            runtime, readout = load_runtime(run, device="cpu", threads=1), load_readout(Path(run) / READOUT_DIR)
             rows = {}
             for gap in args.gaps:
                 probes = [p for seed in range(args.seed, args.seed + args.seeds)
