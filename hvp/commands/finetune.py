@@ -7,8 +7,6 @@ HELP = "fine-tune a world model on recorded/imported real data (full or encoder-
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hvp.models.config import FOREGROUND_REFERENCES
-
     parser.add_argument("run", help="run directory of the trained model (hvp train)")
     parser.add_argument("--data", required=True, nargs="+",
                         help="real HDF5 dataset(s) (hvp record, hvp import-data), or on-policy data (hvp collect "
@@ -29,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overshooting", type=int,
                         help="latent overshooting while fine-tuning: also train the prior rolled open-loop (as the "
                              "planner rolls it) up to this many steps ahead (default: the run's own, 0 for most)")
-    parser.add_argument("--foreground-reference", choices=FOREGROUND_REFERENCES,
+    parser.add_argument("--foreground-reference", choices=("window", "batch"),
                         help="rssm: the background of the up-weighted pixels while fine-tuning, the median of each "
                              "window or of the whole batch (default: the run's own; see hvp train)")
     parser.add_argument("--state-loss", type=float,

@@ -7,8 +7,6 @@ HELP = "train a world model on an HDF5 dataset (rssm or pixel baseline); torchru
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from hvp.models.config import FOREGROUND_REFERENCES
-
     parser.add_argument("--data", required=True, help="HDF5 dataset written by hvp collect")
     parser.add_argument("--out", required=True, help="run directory (config.json, model.safetensors, metrics.csv)")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="model and training size")
@@ -21,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--foreground-weight", type=float,
                         help="reconstruction weight of pixels that differ from the background (overrides "
                              "the preset: 2 for the rssm cpu preset, 5 otherwise)")
-    parser.add_argument("--foreground-reference", choices=FOREGROUND_REFERENCES,
+    parser.add_argument("--foreground-reference", choices=("window", "batch"),
                         help="rssm: the background those pixels differ from, the per-pixel median of each window "
                              "(what moves in it) or of the whole batch (every object: the empty scene)")
     parser.add_argument("--overshooting", type=int,
