@@ -36,6 +36,7 @@ class RSSMConfig(Config):
     foreground_weight: float = 5.0  # reconstruction weight of pixels that differ from the background
     foreground_threshold: float = 0.15  # summed |RGB - background| in [0, 1] units that counts as foreground
     foreground_reference: str = "window"  # background: median of each window or of the whole batch (networks.py)
+    learned_background: bool = False  # the decoder draws a residual on a learned image of the static scene
     # latent overshooting (PlaNet): also roll the prior mean open-loop, as the planner does, up to this many steps
     # from every filtered state and pull it toward the later posteriors; 0 trains one step ahead only
     overshooting: int = 0

@@ -26,6 +26,8 @@ from hvp.models.networks import to_float_images, to_uint8_images
 from hvp.models.runtime import default_threads, resolve_device
 from hvp.models.train import RunLog, train
 
+BACKGROUND_WINDOWS = 64  # windows (from as many episodes) whose per-pixel median starts a learned background
+
 
 def _distributed_setup(device: str | None) -> tuple[int, int, torch.device]:
     """-> (rank, world size, device); joins the process group when torchrun started us."""
@@ -57,6 +59,14 @@ def save_preview(path: Path, model: nn.Module, batch: dict[str, torch.Tensor], c
     rows = torch.cat([truth, torch.cat([truth[:, :context], predicted], 1)], dim=-2)  # [B, L, 3, 2h, w]
     grid = to_uint8_images(rows).permute(0, 2, 1, 3, 4).flatten(2, 3).flatten(0, 1)  # [B*2h, L*w, 3]
     imageio.imwrite(path, grid.cpu().numpy())
+
+
+def background_frames(dataset: TrajectoryDataset, config: TrainConfig, device: torch.device) -> torch.Tensor:
+    """BACKGROUND_WINDOWS windows' frames float32 [N, 3, h, w], from their own generator (same on every rank), so
+    the training windows stay those of a run without a learned background."""
+    windows = dataset.sample_windows(np.random.default_rng([config.seed, BACKGROUND_WINDOWS]), BACKGROUND_WINDOWS,
+                                     config.seq_len)
+    return to_float_images(torch.from_numpy(windows["image"]).to(device)).flatten(0, 1)
 
 
 def cosine_learning_rate(config: TrainConfig, step: int) -> float:
@@ -92,6 +102,8 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
             raise checkpoint.CheckpointError(f"out: {out_dir} holds a {saved_kind!r} model; cannot resume it as {kind!r}")
     else:
         model = checkpoint.build_model(kind, model_config).to(device)
+        if getattr(model_config, "learned_background", False):
+            model.decoder.set_background(background_frames(dataset, train_config, device))
     if (tuple(model.config.image_size), model.config.action_dim) != (model_config.image_size, model_config.action_dim):
         raise ValueError(f"dataset: images {model_config.image_size} and action dim {model_config.action_dim} do not "
                          f"match the model in {out_dir} ({tuple(model.config.image_size)}, {model.config.action_dim})")

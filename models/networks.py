@@ -73,10 +73,15 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """features float32 [B, F] -> images float32 [B, 3, h, w] (mean of a unit-variance Gaussian)."""
+    """features float32 [B, F] -> images float32 [B, 3, h, w] (mean of a unit-variance Gaussian).
 
-    def __init__(self, feature_dim: int, image_size: tuple[int, int], depth: int) -> None:
+    With `background`, the convs draw a residual on a learned per-pixel image (started from the data's median by
+    set_background), so the static scene costs nothing to draw and the convs spend their capacity on the objects.
+    """
+
+    def __init__(self, feature_dim: int, image_size: tuple[int, int], depth: int, background: bool = False) -> None:
         super().__init__()
+        self.background = nn.Parameter(torch.zeros(3, *image_size)) if background else None
         scale = 2 ** CONV_LAYERS
         channels = depth * 2 ** (CONV_LAYERS - 1)
         self.project = nn.Linear(feature_dim, channels * (image_size[0] // scale) * (image_size[1] // scale))
@@ -91,7 +96,19 @@ class ConvDecoder(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(self.project(features).unflatten(-1, self.grid))
+        images = self.net(self.project(features).unflatten(-1, self.grid))
+        return images if self.background is None else images + self.background
+
+    @torch.no_grad()
+    def set_background(self, frames: torch.Tensor) -> None:
+        """frames float32 [N, 3, h, w] from many episodes -> the learned background starts at their per-pixel
+        median (the empty scene)."""
+        if self.background is None:
+            raise ValueError("set_background: this decoder was built without a learned background")
+        if tuple(frames.shape[1:]) != tuple(self.background.shape):
+            raise ValueError(f"frames: expected [N, {', '.join(map(str, self.background.shape))}], got "
+                             f"{list(frames.shape)}")
+        self.background.copy_(frames.median(dim=0).values)
 
 
 class GRUCell(nn.Module):

@@ -50,7 +50,7 @@ class RSSM(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = ConvEncoder(config.image_size, config.conv_depth)
-        self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth)
+        self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background)
         self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim, config.hidden_dim), nn.ELU())
         self.cell = GRUCell(config.hidden_dim, config.deter_dim)
         self.prior_net = mlp(config.deter_dim, config.hidden_dim, 2 * config.stoch_dim)

@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--foreground-reference", choices=("window", "batch"),
                         help="rssm: the background those pixels differ from, the per-pixel median of each window "
                              "(what moves in it) or of the whole batch (every object: the empty scene)")
+    parser.add_argument("--learned-background", action="store_true", default=None,
+                        help="rssm: the decoder draws on a learned image of the static scene, started from the data's "
+                             "per-pixel median")
     parser.add_argument("--overshooting", type=int,
                         help="rssm: latent overshooting, the prior also trained rolled open-loop up to this many steps "
                              "ahead, as the planner rolls it (default 0: one step)")
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = load_dataset(args.data)
     model_overrides = {name: value for name, value in (("foreground_weight", args.foreground_weight),
                                                        ("foreground_reference", args.foreground_reference),
+                                                       ("learned_background", args.learned_background),
                                                        ("overshooting", args.overshooting)) if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,

@@ -28,6 +28,21 @@ def test_encoder_decoder_shapes_follow_the_image_size(size):
     assert decoder(torch.zeros(2, 10)).shape == (2, 3, *size)
 
 
+def test_a_learned_background_is_added_to_what_the_convs_draw_and_starts_at_the_median():
+    torch.manual_seed(0)
+    plain, drawn = ConvDecoder(10, (16, 16), 4), ConvDecoder(10, (16, 16), 4, background=True)
+    drawn.load_state_dict({**plain.state_dict(), "background": torch.zeros(3, 16, 16)})
+    frames = torch.rand(5, 3, 16, 16) - 0.5
+    drawn.set_background(frames)
+    torch.testing.assert_close(drawn.background.detach(), frames.median(dim=0).values)
+    features = torch.randn(2, 10)
+    torch.testing.assert_close(drawn(features), plain(features) + frames.median(dim=0).values)
+    with pytest.raises(ValueError, match=r"frames: expected \[N, 3, 16, 16\]"):
+        drawn.set_background(torch.zeros(5, 3, 8, 8))
+    with pytest.raises(ValueError, match="without a learned background"):
+        plain.set_background(frames)
+
+
 def test_image_scaling_round_trips_uint8():
     images = torch.randint(0, 256, (2, 3, 16, 16, 3), dtype=torch.uint8)
     assert to_float_images(images).shape == (2, 3, 3, 16, 16)

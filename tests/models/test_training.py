@@ -12,7 +12,7 @@ from hvp.cli import main
 from hvp.config import ConfigError
 from hvp.models import checkpoint
 from hvp.models.config import PixelConfig, RSSMConfig, TrainConfig
-from hvp.models.fit import cosine_learning_rate, fit
+from hvp.models.fit import background_frames, cosine_learning_rate, fit
 from hvp.models.train import train
 
 
@@ -106,9 +106,23 @@ def test_hvp_train_cli_writes_a_loadable_run(maze_file, tmp_path):
     assert (config["train"]["learning_rate"], config["train"]["final_lr_fraction"]) == (2e-3, 0.5)
     assert config["model"]["foreground_weight"] == 3
     assert (out / "metrics.csv").is_file() and list((out / "previews").glob("*.png"))
-    with pytest.raises(ConfigError, match="foreground_reference"):  # an rssm setting: the pixel model has none
-        main(["train", "--data", maze_file, "--out", str(tmp_path / "bad"), "--preset", "debug", "--model", "pixel",
-              "--foreground-reference", "batch", "--no-progress"])
+    for rssm_only in (["--foreground-reference", "batch"], ["--learned-background"]):  # the pixel model has none
+        with pytest.raises(ConfigError, match=rssm_only[0][2:].replace("-", "_")):
+            main(["train", "--data", maze_file, "--out", str(tmp_path / "bad"), "--preset", "debug", "--model",
+                  "pixel", *rssm_only, "--no-progress"])
+
+
+def test_a_learned_background_starts_at_the_datas_median_and_trains(maze_dataset, tmp_path):
+    model = fit(maze_dataset, tmp_path / "run", preset="debug", train_overrides={"steps": 2},
+                model_overrides={"learned_background": True}, threads=1, progress=False)
+    frames = background_frames(maze_dataset, TrainConfig.preset("debug"), torch.device("cpu"))
+    median = frames.median(dim=0).values
+    assert median.std() > 0.1  # the arena, its walls and the outside: not a flat image
+    moved = (model.decoder.background.detach() - median).abs()
+    assert 0 < moved.max() <= 2.05e-3  # two Adam updates of at most the learning rate (1e-3) each
+    _, loaded, config = checkpoint.load_model(tmp_path / "run")
+    assert config["model"]["learned_background"] is True
+    assert torch.equal(loaded.decoder.background, model.decoder.background)
 
 
 def test_overshooting_kl_is_the_mean_kl_of_prior_rollouts_from_every_filtered_state(maze_dataset):

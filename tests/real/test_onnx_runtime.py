@@ -24,7 +24,7 @@ BATCHES = (1, 5)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(run dir, onnx dir) of a debug RSSM, temporal-distance model and subgoal CVAE with random weights, exported
+    """(run dir, onnx dir) of a debug RSSM (with a learned background), temporal-distance model and subgoal CVAE with random weights, exported
     once."""
     import torch
 
@@ -38,7 +38,8 @@ def exported(tmp_path_factory):
 
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "debug"
-    world_model = RSSM(RSSMConfig.preset("debug", action_dim=2))
+    world_model = RSSM(RSSMConfig.preset("debug", action_dim=2, learned_background=True))
+    world_model.decoder.set_background(torch.rand(8, 3, 64, 64) - 0.5)  # the decoder graph must carry it too
     save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
     distance = TemporalDistanceNet(TemporalDistanceConfig.preset("debug", latent_dim=world_model.config.latent_dim))
     distance.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
