@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--foreground-reference", choices=("window", "batch"),
                         help="rssm: the background those pixels differ from, the per-pixel median of each window "
                              "(what moves in it) or of the whole batch (every object: the empty scene)")
-    parser.add_argument("--learned-background", action="store_true", default=None,
+    parser.add_argument("--learned-background", action=argparse.BooleanOptionalAction,
                         help="rssm: the decoder draws on a learned image of the static scene, started from the data's "
-                             "per-pixel median")
+                             "per-pixel median (overrides the preset)")
     parser.add_argument("--overshooting", type=int,
                         help="rssm: latent overshooting, the prior also trained rolled open-loop up to this many steps "
                              "ahead, as the planner rolls it (default 0: one step)")
