@@ -24,8 +24,8 @@ BATCHES = (1, 5)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(run dir, onnx dir) of a debug RSSM (with a learned background), temporal-distance model and subgoal CVAE with random weights, exported
-    once."""
+    """(run dir, onnx dir) of a debug RSSM (with a learned background), temporal-distance model and subgoal CVAE
+    with random weights, exported once."""
     import torch
 
     from hvp.models.checkpoint import save_model
