@@ -7,7 +7,10 @@ The RSSM's ConvEncoder and ConvDecoder (with its learned background), joined by 
 of the planning latent's size, trained as a plain deterministic autoencoder: no dynamics, no KL, no sampling,
 the same foreground-weighted loss (batch background). Its held-out reconstruction PSNR bounds what the RSSM can
 score at any horizon after as many updates: a world model cannot predict a frame sharper than it can redraw it.
-Each `--variant` (depth=D, lr=X) is trained from the same seed; PSNR on held-out frames every `--every` updates.
+Each `--variant` (depth=D, lr=X, optionally weight=W, the foreground weight; default `--foreground-weight`) is
+trained from the same seed; PSNR on held-out frames every `--every` updates. The PSNR is unweighted: a foreground
+weight that makes the decoder draw the objects also lets it smear them (a missed object pixel costs W, a stray
+one 1), which the PSNR charges.
 """
 from __future__ import annotations
 
@@ -61,8 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="training HDF5")
     parser.add_argument("--held-out", required=True, help="held-out HDF5 (32 windows of 4 frames are scored)")
-    parser.add_argument("--variant", action="append", default=[], metavar="depth=D,lr=X",
-                        help="conv depth and learning rate (default: the cpu preset's, depth=16,lr=1e-3)")
+    parser.add_argument("--variant", action="append", default=[], metavar="depth=D,lr=X[,weight=W]",
+                        help="conv depth, learning rate and foreground weight (default: depth=16,lr=1e-3)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--batch", type=int, default=64, help="frames per update")
@@ -84,14 +87,15 @@ def main() -> None:
         try:
             settings = {key: float(value) for key, value in (item.split("=") for item in spec.split(","))}
             depth, lr = int(settings.pop("depth")), settings.pop("lr")
+            weight = settings.pop("weight", args.foreground_weight)
         except (KeyError, ValueError) as error:
-            raise SystemExit(f"--variant: expected depth=D,lr=X, got {spec!r} ({error})") from None
+            raise SystemExit(f"--variant: expected depth=D,lr=X[,weight=W], got {spec!r} ({error})") from None
         if settings:
             raise SystemExit(f"--variant: unknown settings {sorted(settings)} in {spec!r}")
-        print(f"depth {depth}, lr {lr}")
-        results.append({"depth": depth, "lr": lr, "curve": autoencoder_curve(
+        print(f"depth {depth}, lr {lr}, foreground weight {weight:g}")
+        results.append({"depth": depth, "lr": lr, "foreground_weight": weight, "curve": autoencoder_curve(
             train_set, held_out, depth=depth, lr=lr, steps=args.steps, every=args.every, batch=args.batch,
-            latent_dim=args.latent_dim, foreground_weight=args.foreground_weight, seed=args.seed)})
+            latent_dim=args.latent_dim, foreground_weight=weight, seed=args.seed)})
     write_results(args.out, args.seed, {"data": args.data, "held_out": args.held_out, "batch_frames": args.batch,
                                         "threads": args.threads, "variants": results})
 
