@@ -27,6 +27,7 @@ def autoencoder_curve(train_set, held_out, *, depth: int, lr: float, steps: int,
     import torch
     from torch import nn
 
+    from hvp.models.config import RSSMConfig
     from hvp.models.fit import BACKGROUND_WINDOWS
     from hvp.models.networks import ConvDecoder, ConvEncoder, foreground_weights, to_float_images
 
@@ -46,7 +47,7 @@ def autoencoder_curve(train_set, held_out, *, depth: int, lr: float, steps: int,
     rng, curve, started = np.random.default_rng(seed), [], time.perf_counter()
     for update in range(1, steps + 1):
         windows = frames(rng, batch // 4, 4, train_set)  # windows of 4 frames: the batch background needs many
-        weights = foreground_weights(windows, foreground_weight, 0.15, "batch").flatten(0, 1)
+        weights = foreground_weights(windows, foreground_weight, RSSMConfig.foreground_threshold, "batch").flatten(0, 1)
         images = windows.flatten(0, 1)
         loss = ((model(images) - images) ** 2 * weights).sum((1, 2, 3)).mean()
         optimizer.zero_grad(set_to_none=True)
