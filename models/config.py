@@ -11,6 +11,7 @@ from hvp.config import Config, require
 
 MODEL_KINDS = ("rssm", "pixel")
 FOREGROUND_REFERENCES = ("window", "batch")  # what the reconstruction's background is the median of
+LATENT_KINDS = ("gaussian", "categorical")  # the stochastic latent's distribution (PlaNet / DreamerV2)
 
 
 def _check_image(config: Config, image_size: tuple[int, int]) -> None:
@@ -27,9 +28,11 @@ class RSSMConfig(Config):
     action_dim: int = 2
     conv_depth: int = 16  # channels of the first conv layer, doubled in each of the 4 layers
     deter_dim: int = 128  # GRU state size
-    stoch_dim: int = 32  # Gaussian latent size
+    stoch_dim: int = 32  # stochastic latent size (categorical: groups x classes, one-hot per group)
+    latent: str = "gaussian"  # the stochastic latent's distribution, one of LATENT_KINDS
+    classes: int = 4  # categorical: classes of each one-hot group (stoch_dim must be a multiple of it)
     hidden_dim: int = 128  # width of the prior/posterior/input MLPs
-    min_std: float = 0.1  # floor on latent standard deviations (keeps the KL finite)
+    min_std: float = 0.1  # Gaussian: floor on latent standard deviations (keeps the KL finite)
     free_nats: float = 3.0  # KL per step below this is not penalized (PlaNet)
     kl_balance: float = 0.8  # weight of the prior-side KL (DreamerV3 balancing); 1 - it trains the posterior
     kl_scale: float = 1.0
@@ -51,6 +54,11 @@ class RSSMConfig(Config):
         for name in ("action_dim", "conv_depth", "deter_dim", "stoch_dim", "hidden_dim"):
             require(getattr(self, name) >= 1, "RSSMConfig.{} must be >= 1 (got {})", name, getattr(self, name))
         require(self.min_std > 0, "RSSMConfig.min_std must be > 0 (got {})", self.min_std)
+        require(self.latent in LATENT_KINDS, "RSSMConfig.latent must be one of {} (got {!r})", LATENT_KINDS,
+                self.latent)
+        require(self.latent != "categorical" or (self.classes >= 2 and self.stoch_dim % self.classes == 0),
+                "RSSMConfig: a categorical latent needs classes >= 2 dividing stoch_dim (got classes {}, stoch_dim "
+                "{})", self.classes, self.stoch_dim)
         require(self.free_nats >= 0, "RSSMConfig.free_nats must be >= 0 (got {})", self.free_nats)
         require(0 <= self.kl_balance <= 1, "RSSMConfig.kl_balance must be in [0, 1] (got {})", self.kl_balance)
         require(self.foreground_weight >= 1, "RSSMConfig.foreground_weight must be >= 1 (got {})",

@@ -82,7 +82,7 @@ def rssm_graphs(model: RSSM) -> list[GraphSpec]:
 
     def imagine_step(deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         deter = model.transition(deter, stoch, action)
-        return deter, model.prior(deter)[0]  # prior mean, as RSSM.rollout
+        return deter, model.mean(model.prior(deter))  # prior mean, as RSSM.rollout
 
     images = torch.randint(0, 256, (EXAMPLE_BATCH, *config.image_size, 3), dtype=torch.uint8, generator=generator)
     deter, stoch, action = example(config.deter_dim), example(config.stoch_dim), example(config.action_dim)

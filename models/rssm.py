@@ -1,8 +1,10 @@
 """PlaNet-style recurrent state-space model (RSSM) over images and actions.
 
-State: deterministic h float32 [B, deter] (GRU) and stochastic z float32 [B, stoch] (Gaussian).
-Planning latent (D = deter + stoch): [h, mean of z], the prior mean when imagining and the
-posterior mean when filtering, so imagined and observed latents live in one space.
+State: deterministic h float32 [B, deter] (GRU) and stochastic z float32 [B, stoch]: Gaussian (PlaNet) or
+one-hot categorical groups (DreamerV2; RSSMConfig.latent). Planning latent (D = deter + stoch): [h, mean of z]
+(the Gaussian's mean; the categorical's class probabilities), the prior mean when imagining and the posterior
+mean when filtering, so imagined and observed latents live in one space. Training samples z (reparameterized;
+straight-through gradients for the categorical).
 
 Every step function takes and returns its state explicitly, so the encoder, the posterior
 step, the prior rollout and the decoder can be exported as separate graphs.
@@ -15,15 +17,13 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.distributions import Distribution, Independent, Normal, OneHotCategoricalStraightThrough, kl_divergence
 
 from hvp.models.config import RSSMConfig
 from hvp.models.networks import ConvDecoder, ConvEncoder, GRUCell, foreground_weights, mlp, to_float_images
 
-
-def gaussian_kl(mean_a: torch.Tensor, std_a: torch.Tensor, mean_b: torch.Tensor, std_b: torch.Tensor) -> torch.Tensor:
-    """KL(N(a) || N(b)) of diagonal Gaussians [..., Z], summed over Z -> [...]."""
-    kl = torch.log(std_b / std_a) + (std_a ** 2 + (mean_a - mean_b) ** 2) / (2 * std_b ** 2) - 0.5
-    return kl.sum(-1)
+# categorical: 1 % of uniform mixed into the class probabilities keeps every log-probability and KL finite (DreamerV3)
+UNIFORM_MIX = 0.01
 
 
 def previous_actions(actions: torch.Tensor) -> torch.Tensor:
@@ -39,10 +39,9 @@ class Filtered:
     prev: torch.Tensor  # the action that led to each frame [B, L, A]
     deters: torch.Tensor  # h [B, L, deter]
     features: torch.Tensor  # [h, sampled z] [B, L, D]: what the decoder reconstructs from
-    prior_mean: torch.Tensor
-    prior_std: torch.Tensor
-    post_mean: torch.Tensor
-    post_std: torch.Tensor
+    prior_params: torch.Tensor  # distribution parameters of z [B, L, P] (RSSM.distribution)
+    post_params: torch.Tensor
+    post_mean: torch.Tensor  # the posterior's mean of z [B, L, stoch]: the filtered planning latent's z
 
 
 class RSSM(nn.Module):
@@ -53,8 +52,9 @@ class RSSM(nn.Module):
         self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background)
         self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim, config.hidden_dim), nn.ELU())
         self.cell = GRUCell(config.hidden_dim, config.deter_dim)
-        self.prior_net = mlp(config.deter_dim, config.hidden_dim, 2 * config.stoch_dim)
-        self.posterior_net = mlp(config.deter_dim + self.encoder.output_dim, config.hidden_dim, 2 * config.stoch_dim)
+        params = config.stoch_dim if config.latent == "categorical" else 2 * config.stoch_dim  # logits / mean, std
+        self.prior_net = mlp(config.deter_dim, config.hidden_dim, params)
+        self.posterior_net = mlp(config.deter_dim + self.encoder.output_dim, config.hidden_dim, params)
 
     # -- step functions (explicit state in and out) ----------------------------------
     def initial(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,30 +66,57 @@ class RSSM(nn.Module):
         """h [B, deter], z [B, stoch], action [B, A] -> next h [B, deter]."""
         return self.cell(self.input_layer(torch.cat([stoch, action], -1)), deter)
 
+    def prior(self, deter: torch.Tensor) -> torch.Tensor:
+        """h [B, deter] -> parameters [B, P] of z's distribution before seeing the frame."""
+        return self.prior_net(deter)
+
+    def posterior(self, deter: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
+        """h [B, deter], image embedding [B, E] -> parameters [B, P] of z's distribution after seeing the frame."""
+        return self.posterior_net(torch.cat([deter, embed], -1))
+
+    # -- z's distribution, from the parameters [..., P] that prior and posterior give -------------------
     def _gaussian(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, raw_std = params.chunk(2, dim=-1)
         return mean, F.softplus(raw_std) + self.config.min_std
 
-    def prior(self, deter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """h [B, deter] -> (mean, std) [B, stoch] of z before seeing the frame."""
-        return self._gaussian(self.prior_net(deter))
+    def _class_probs(self, params: torch.Tensor) -> torch.Tensor:
+        """Categorical logits [..., stoch] -> class probabilities [..., groups, classes]."""
+        probs = torch.softmax(params.unflatten(-1, (-1, self.config.classes)), -1)
+        return (1 - UNIFORM_MIX) * probs + UNIFORM_MIX / self.config.classes
 
-    def posterior(self, deter: torch.Tensor, embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """h [B, deter], image embedding [B, E] -> (mean, std) [B, stoch] of z after seeing the frame."""
-        return self._gaussian(self.posterior_net(torch.cat([deter, embed], -1)))
+    def distribution(self, params: torch.Tensor) -> Distribution:
+        """The distribution of z; its events are z [..., stoch] (Gaussian) or z's groups [..., groups, classes]."""
+        if self.config.latent == "categorical":
+            groups = OneHotCategoricalStraightThrough(probs=self._class_probs(params), validate_args=False)
+            return Independent(groups, 1)
+        return Independent(Normal(*self._gaussian(params), validate_args=False), 1)
+
+    def mean(self, params: torch.Tensor) -> torch.Tensor:
+        """The mean of z [..., stoch]: what the planning latent holds."""
+        if self.config.latent == "categorical":
+            return self._class_probs(params).flatten(-2)
+        return self._gaussian(params)[0]
+
+    def sample(self, params: torch.Tensor) -> torch.Tensor:
+        """A reparameterized sample of z [..., stoch] (straight-through gradients for the categorical)."""
+        return self.distribution(params).rsample().reshape(*params.shape[:-1], self.config.stoch_dim)
+
+    def kl(self, params_a: torch.Tensor, params_b: torch.Tensor) -> torch.Tensor:
+        """KL(a || b) of two distributions of z, parameters [..., P] -> [...]."""
+        return kl_divergence(self.distribution(params_a), self.distribution(params_b))
 
     def observe_step(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor,
                      embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One deterministic filter step: -> (h', posterior mean of z') [B, deter], [B, stoch]."""
         deter = self.transition(deter, stoch, action)
-        return deter, self.posterior(deter, embed)[0]
+        return deter, self.mean(self.posterior(deter, embed))
 
     def rollout(self, deter: torch.Tensor, stoch: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Prior-mean rollout: h [N, deter], z [N, stoch], actions [N, H, A] -> latents float32 [N, H, D]."""
         latents = []
         for t in range(actions.shape[1]):
             deter = self.transition(deter, stoch, actions[:, t])
-            stoch = self.prior(deter)[0]
+            stoch = self.mean(self.prior(deter))
             latents.append(torch.cat([deter, stoch], -1))
         return torch.stack(latents, 1)
 
@@ -113,19 +140,17 @@ class RSSM(nn.Module):
         embeds = self.embed(frames)
         prev = previous_actions(actions)
         deter, stoch = self.initial(images.shape[0], images.device)
-        deters, features, prior_params, posterior_params = [], [], [], []
+        deters, features, prior_params, post_params = [], [], [], []
         for t in range(images.shape[1]):
             deter = self.transition(deter, stoch, prev[:, t])
             prior_params.append(self.prior(deter))
-            mean, std = self.posterior(deter, embeds[:, t])
-            posterior_params.append((mean, std))
-            stoch = mean + std * torch.randn_like(std)
+            post_params.append(self.posterior(deter, embeds[:, t]))
+            stoch = self.sample(post_params[-1])
             deters.append(deter)
             features.append(torch.cat([deter, stoch], -1))
-        prior_mean, prior_std = (torch.stack(p, 1) for p in zip(*prior_params))
-        post_mean, post_std = (torch.stack(p, 1) for p in zip(*posterior_params))
-        return Filtered(frames, prev, torch.stack(deters, 1), torch.stack(features, 1), prior_mean, prior_std,
-                        post_mean, post_std)
+        post = torch.stack(post_params, 1)
+        return Filtered(frames, prev, torch.stack(deters, 1), torch.stack(features, 1), torch.stack(prior_params, 1),
+                        post, self.mean(post))
 
     def elbo(self, window: Filtered) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Negative ELBO (plus latent overshooting when configured) of a filtered window -> (loss, metrics)."""
@@ -135,15 +160,15 @@ class RSSM(nn.Module):
                                      config.foreground_reference)
         reconstruction = ((self.decode(window.features) - window.frames) ** 2 * weights).sum((2, 3, 4)).mean()
         # KL balancing with free nats: train the prior toward the posterior more than the reverse
-        post_mean, post_std, prior_mean, prior_std = window.post_mean, window.post_std, window.prior_mean, window.prior_std
-        prior_kl = gaussian_kl(post_mean.detach(), post_std.detach(), prior_mean, prior_std)
-        posterior_kl = gaussian_kl(post_mean, post_std, prior_mean.detach(), prior_std.detach())
+        post, prior = window.post_params, window.prior_params
+        prior_kl = self.kl(post.detach(), prior)
+        posterior_kl = self.kl(post, prior.detach())
         kl = (config.kl_balance * prior_kl.clamp(min=config.free_nats).mean()
               + (1 - config.kl_balance) * posterior_kl.clamp(min=config.free_nats).mean())
         loss = reconstruction + config.kl_scale * kl
         metrics = {"loss": loss, "reconstruction": reconstruction, "kl": prior_kl.mean()}
         if config.overshooting:
-            metrics["overshooting_kl"] = self.overshooting_kl(window.deters, post_mean, post_std, window.prev)
+            metrics["overshooting_kl"] = self.overshooting_kl(window.deters, window.post_mean, post, window.prev)
             loss = loss + config.overshooting_scale * metrics["overshooting_kl"]
             metrics["loss"] = loss
         return loss, {name: value.detach() for name, value in metrics.items()}
@@ -151,8 +176,9 @@ class RSSM(nn.Module):
     def open_loop(self, deters: torch.Tensor, post_mean: torch.Tensor, prev: torch.Tensor,
                   horizon: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Prior means rolled d = 1..horizon steps from every filtered state t of a window with t + d in it (the
-        planner's rollout) -> yields (d, h [B, L - d, deter], prior mean and std [B, L - d, stoch]): entry t has
-        rolled from frame t to frame t + d. deters [B, L, deter], post_mean [B, L, stoch], prev [B, L, A]."""
+        planner's rollout) -> yields (d, h [B, L - d, deter], prior mean [B, L - d, stoch], prior parameters
+        [B, L - d, P]): entry t has rolled from frame t to frame t + d. deters [B, L, deter], post_mean
+        [B, L, stoch], prev [B, L, A]."""
         length = deters.shape[1]
         deter, stoch = deters[:, :-1], post_mean[:, :-1]  # [B, starts, .]: every start t < L - 1
         for step in range(1, min(horizon, length - 1) + 1):
@@ -160,18 +186,18 @@ class RSSM(nn.Module):
             deter, stoch = deter[:, :reach], stoch[:, :reach]
             deter = self.transition(deter.flatten(0, 1), stoch.flatten(0, 1),
                                     prev[:, step:step + reach].flatten(0, 1)).unflatten(0, (-1, reach))
-            mean, std = self.prior(deter)
-            stoch = mean
-            yield step, deter, mean, std
+            params = self.prior(deter)
+            stoch = self.mean(params)
+            yield step, deter, stoch, params
 
-    def overshooting_kl(self, deters: torch.Tensor, post_mean: torch.Tensor, post_std: torch.Tensor,
+    def overshooting_kl(self, deters: torch.Tensor, post_mean: torch.Tensor, post_params: torch.Tensor,
                         prev: torch.Tensor) -> torch.Tensor:
         """Mean KL(posterior at t + d || prior mean-rolled d steps from the filtered state at t), d = 1..overshooting,
-        over every start t with t + d in the window (free nats as for one step). deters [B, L, deter], posteriors
-        [B, L, stoch], prev [B, L, A] (the action that led to each frame)."""
+        over every start t with t + d in the window (free nats as for one step). deters [B, L, deter], posterior
+        means [B, L, stoch] and parameters [B, L, P], prev [B, L, A] (the action that led to each frame)."""
         total, count = deters.new_zeros(()), 0
-        for step, _, mean, std in self.open_loop(deters, post_mean, prev, self.config.overshooting):
-            kl = gaussian_kl(post_mean[:, step:].detach(), post_std[:, step:].detach(), mean, std)
+        for step, _, _, params in self.open_loop(deters, post_mean, prev, self.config.overshooting):
+            kl = self.kl(post_params[:, step:].detach(), params)
             total, count = total + kl.clamp(min=self.config.free_nats).sum(), count + kl.numel()
         return total / count
 

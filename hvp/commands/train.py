@@ -25,6 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learned-background", action=argparse.BooleanOptionalAction,
                         help="rssm: the decoder draws on a learned image of the static scene, started from the data's "
                              "per-pixel median (overrides the preset)")
+    parser.add_argument("--latent", choices=("gaussian", "categorical"),
+                        help="rssm: the stochastic latent, Gaussian (PlaNet; the default) or one-hot categorical "
+                             "groups (DreamerV2)")
+    parser.add_argument("--stoch-dim", type=int,
+                        help="rssm: size of the stochastic latent z (overrides the preset; categorical: groups x "
+                             "classes)")
+    parser.add_argument("--classes", type=int,
+                        help="rssm, categorical latent: classes per one-hot group; the latent size must be a multiple "
+                             "(default 4)")
+    parser.add_argument("--free-nats", type=float,
+                        help="rssm: KL per step below this is not penalized (default 3; a categorical latent that "
+                             "carries less than that per step needs less, or its prior never trains)")
     parser.add_argument("--overshooting", type=int,
                         help="rssm: latent overshooting, the prior also trained rolled open-loop up to this many steps "
                              "ahead, as the planner rolls it (default 0: one step)")
@@ -47,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     model_overrides = {name: value for name, value in (("foreground_weight", args.foreground_weight),
                                                        ("foreground_reference", args.foreground_reference),
                                                        ("learned_background", args.learned_background),
+                                                       ("latent", args.latent), ("stoch_dim", args.stoch_dim),
+                                                       ("classes", args.classes),
+                                                       ("free_nats", args.free_nats),
                                                        ("overshooting", args.overshooting)) if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,

@@ -10,7 +10,8 @@ from hvp.models.checkpoint import CheckpointError, load_model, save_model
 from hvp.models.config import PixelConfig, RSSMConfig, TrainConfig
 
 
-@pytest.mark.parametrize("kind, config", [("rssm", RSSMConfig.preset("debug")), ("pixel", PixelConfig.preset("debug"))])
+@pytest.mark.parametrize("kind, config", [("rssm", RSSMConfig.preset("debug")), ("pixel", PixelConfig.preset("debug")),
+                                          ("rssm", RSSMConfig.preset("debug", latent="categorical", classes=2))])
 def test_round_trip_is_bit_exact(tmp_path, kind, config):
     torch.manual_seed(1)
     model = checkpoint.build_model(kind, config)

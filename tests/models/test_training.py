@@ -16,11 +16,12 @@ from hvp.models.fit import background_frames, cosine_learning_rate, fit
 from hvp.models.train import train
 
 
-def test_a_debug_rssm_overfits_a_tiny_batch(maze_dataset):
+@pytest.mark.parametrize("latent", ["gaussian", "categorical"])
+def test_a_debug_rssm_overfits_a_tiny_batch(maze_dataset, latent):
     torch.manual_seed(0)
     windows = maze_dataset.sample_windows(np.random.default_rng(0), 2, 5)
     batch = {"image": torch.from_numpy(windows["image"]), "action": torch.from_numpy(windows["action"])}
-    model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", free_nats=0.0))
+    model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", free_nats=0.0, latent=latent, classes=2))
     first = float(model(batch["image"], batch["action"])[1]["reconstruction"])
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
     last = train(model, optimizer, lambda: batch, start_step=0, steps=80, grad_clip=100.0, log_every=10,
@@ -128,24 +129,28 @@ def test_a_learned_background_starts_at_the_datas_median_and_trains(maze_dataset
 def test_overshooting_kl_is_the_mean_kl_of_prior_rollouts_from_every_filtered_state(maze_dataset):
     """Against a direct loop: RSSM.rollout (the planner's prior-mean rollout) from (h_t, posterior mean z_t) for
     d = 1..D steps, KL of the posterior at t + d to the prior there, mean over every (t, d) in the window."""
-    from hvp.models.rssm import gaussian_kl
-
     torch.manual_seed(0)
     model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", overshooting=3, free_nats=0.0))
     windows = maze_dataset.sample_windows(np.random.default_rng(1), 2, 6)
     with torch.no_grad():
-        deters, means, stds, prev = overshooting_inputs(model, torch.from_numpy(windows["image"]),
-                                                        torch.from_numpy(windows["action"]))
+        deters, means, params, prev = overshooting_inputs(model, torch.from_numpy(windows["image"]),
+                                                          torch.from_numpy(windows["action"]))
         expected = []
         for t in range(5):
             for step in range(1, min(3, 5 - t) + 1):
                 latent = model.rollout(deters[:, t], means[:, t], prev[:, t + 1:t + 1 + step])[:, -1]
-                prior_mean, prior_std = model.prior(latent[:, :model.config.deter_dim])
-                expected.append(gaussian_kl(means[:, t + step], stds[:, t + step], prior_mean, prior_std))
-        got = model.overshooting_kl(deters, means, stds, prev)
+                prior = model.prior(latent[:, :model.config.deter_dim])
+                expected.append(gaussian_kl(*model._gaussian(params[:, t + step]), *model._gaussian(prior)))
+        got = model.overshooting_kl(deters, means, params, prev)
     assert len(expected) == 12  # starts 0-4 with 3 / 3 / 3 / 2 / 1 steps
     np.testing.assert_allclose(float(got), float(torch.cat(expected).mean()), rtol=1e-5)
     assert float(got) > 0.01  # real KLs, not a comparison of zeros
+
+
+def gaussian_kl(mean_a: torch.Tensor, std_a: torch.Tensor, mean_b: torch.Tensor, std_b: torch.Tensor) -> torch.Tensor:
+    """KL(N(a) || N(b)) of diagonal Gaussians [..., Z], summed over Z, written out (the model's is torch's)."""
+    kl = torch.log(std_b / std_a) + (std_a ** 2 + (mean_a - mean_b) ** 2) / (2 * std_b ** 2) - 0.5
+    return kl.sum(-1)
 
 
 def model_images(images: torch.Tensor) -> torch.Tensor:
@@ -175,15 +180,15 @@ def test_overshooting_adds_its_term_to_the_loss_and_trains_the_transition(maze_d
 
 
 def overshooting_inputs(model, images, actions):
-    """(deters, posterior means, posterior stds, previous actions) of one filtering pass, for overshooting_kl."""
+    """(deters, posterior means, posterior parameters, previous actions) of one filtering pass, for overshooting_kl."""
     from hvp.models.rssm import previous_actions
 
     embeds, prev = model.embed(model_images(images)), previous_actions(actions)
     deter, stoch = model.initial(images.shape[0])
-    deters, means, stds = [], [], []
+    deters, means, params = [], [], []
     for t in range(images.shape[1]):
         deter = model.transition(deter, stoch, prev[:, t])
-        mean, std = model.posterior(deter, embeds[:, t])
-        stoch = mean
-        deters.append(deter), means.append(mean), stds.append(std)
-    return torch.stack(deters, 1), torch.stack(means, 1), torch.stack(stds, 1), prev
+        params.append(model.posterior(deter, embeds[:, t]))
+        stoch = model.mean(params[-1])
+        deters.append(deter), means.append(stoch)
+    return torch.stack(deters, 1), torch.stack(means, 1), torch.stack(params, 1), prev
