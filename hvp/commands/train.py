@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rssm, categorical latent: classes per one-hot group; the latent size must be a multiple "
                              "(default 4)")
     parser.add_argument("--free-nats", type=float,
-                        help="rssm: KL per step below this is not penalized (default 3; a categorical latent that "
-                             "carries less than that per step needs less, or its prior never trains)")
+                        help="rssm: KL per step below this is not penalized (overrides the preset's 3)")
     parser.add_argument("--overshooting", type=int,
                         help="rssm: latent overshooting, the prior also trained rolled open-loop up to this many steps "
                              "ahead, as the planner rolls it (default 0: one step)")
