@@ -23,9 +23,11 @@ from tqdm.auto import tqdm
 from hvp.contracts import Controller
 
 COSTS = ("latent", "temporal", "pixel", "readout")
+IMAGINATIONS = ("latent", "state")  # plans rolled out by the world model's prior, or by a model of the task's state
 RANDOM_ACTIONS = "random-actions"
 DISTANCE_DIR = "distance"  # where hvp train-distance puts the temporal-distance model inside a run
 READOUT_DIR = "readout"  # where hvp train-readout puts the state readout inside a run
+STATE_DYNAMICS_DIR = "state_dynamics"  # where hvp train-state-dynamics puts its model inside a run
 Decode = Callable[[np.ndarray], np.ndarray]  # latents float32 [K, D] -> images uint8 [K, h, w, 3]
 
 
@@ -85,16 +87,25 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
                      horizon: int | None = None, seed: int = 0, device: str | None = None,
                      threads: int | None = None, distance_dir: str | Path | None = None,
                      optimizer_overrides: Mapping[str, Any] | None = None,
-                     gradient_steps: int = 0, readout_dir: str | Path | None = None) -> tuple[Controller, Decode | None]:
+                     gradient_steps: int = 0, readout_dir: str | Path | None = None, imagine: str = "latent",
+                     dynamics_dir: str | Path | None = None) -> tuple[Controller, Decode | None]:
     """-> (controller, decode of its imagined latents for videos, or None) for the world model in `run_dir`.
 
-    `planner` is an optimizer name (hvp.planners.OPTIMIZERS) or "random-actions".
+    `planner` is an optimizer name (hvp.planners.OPTIMIZERS) or "random-actions". imagine "state" rolls plans out
+    in the task's state (planners/state_space.py): the readout in `readout_dir` reads it out of every belief, the
+    state dynamics in `dynamics_dir` (default RUN/state_dynamics, hvp train-state-dynamics) predicts it; the cost
+    is then the task's state cost, so `cost` must be "readout".
     """
     names = planner_names()
     if planner not in names:
         raise ValueError(f"planner: expected one of {', '.join(names)}, got {planner!r}")
     if cost not in COSTS:
         raise ValueError(f"cost: expected one of {', '.join(COSTS)}, got {cost!r}")
+    if imagine not in IMAGINATIONS:
+        raise ValueError(f"imagine: expected one of {', '.join(IMAGINATIONS)}, got {imagine!r}")
+    if imagine == "state" and cost != "readout":
+        raise ValueError(f"cost: imagine 'state' plans on the task's state cost, so it needs cost 'readout' "
+                         f"(got {cost!r})")
     from hvp.models.runtime import load_runtime
 
     runtime = load_runtime(str(run_dir), device=device, threads=threads)
@@ -102,10 +113,28 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
         return RandomActions(runtime.action_dim, seed), None
     from hvp.deploy import mpc_controller
 
-    cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR,
-                           readout_dir or Path(run_dir) / READOUT_DIR)
+    readout_dir = readout_dir or Path(run_dir) / READOUT_DIR
+    if imagine == "state":
+        runtime, cost_term = state_space_planning(runtime, readout_dir, dynamics_dir or Path(run_dir) / STATE_DYNAMICS_DIR)
+        return mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides), None
+    cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR, readout_dir)
     return (mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides, gradient_steps),
             runtime.decode)
+
+
+def state_space_planning(runtime: Any, readout_dir: str | Path, dynamics_dir: str | Path) -> tuple[Any, Any]:
+    """-> (a StateSpaceRuntime over `runtime`, the task's state cost on its states): the torch readout and state
+    dynamics of the two folders."""
+    from hvp.models.readout import load_readout
+    from hvp.models.state_dynamics import load_state_dynamics
+    from hvp.planners.costs import StateCost
+    from hvp.planners.state_space import StateSpaceRuntime
+    from hvp.sim import task_state_cost
+
+    device = getattr(runtime, "device", None)
+    space = StateSpaceRuntime(runtime, load_readout(readout_dir, device=device),
+                              load_state_dynamics(dynamics_dir, device=device))
+    return space, StateCost(None, task_state_cost(space.task), weighting="all")
 
 
 # -- evaluation ---------------------------------------------------------------------------------

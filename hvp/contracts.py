@@ -77,6 +77,20 @@ class StateReadout(Protocol):
 
 
 @runtime_checkable
+class StateDynamics(Protocol):
+    """A model of the task's true low-dimensional state under actions (hvp.models.state_dynamics): with a
+    StateReadout it lets a planner imagine in the task's own state instead of the world model's latent."""
+
+    state_dim: int  # S
+    action_dim: int  # A
+    history: int  # K: executed actions before the next one that the model conditions on
+
+    def rollout(self, states: np.ndarray, recent_actions: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """states float32 [N, S], recent_actions float32 [N, K, A] (newest first), actions float32 [N, H, A]
+        -> states float32 [N, H, S] after each action."""
+
+
+@runtime_checkable
 class Distance(Protocol):
     """A cost between latents: predicted control steps (or a proxy) from a to b."""
 
@@ -179,6 +193,16 @@ def check_array(name: str, value: Any, shape: tuple[int | None, ...], dtype: Any
         want = tuple("*" if s is None else s for s in shape)
         raise ValueError(f"{name}: expected shape {want}, got {value.shape}")
     return value
+
+
+def check_state_rollout(dynamics: StateDynamics, states: Any, recent_actions: Any,
+                        actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The arguments of StateDynamics.rollout checked against its sizes and each other's N."""
+    states = check_array("states", states, (None, dynamics.state_dim), np.float32)
+    recent_actions = check_array("recent_actions", recent_actions, (len(states), dynamics.history, dynamics.action_dim),
+                                 np.float32)
+    actions = check_array("actions", actions, (len(states), None, dynamics.action_dim), np.float32)
+    return states, recent_actions, actions
 
 
 def check_latent_pair(latents_a: Any, latents_b: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:

@@ -141,10 +141,11 @@ class StateCost:
 
     `state_cost(states float [N, h', S], goal_state float [S]) -> float [N, h']` is the task's own
     (hvp.sim tasks' state_cost); the readout estimates both sides, so the planner still sees only
-    latents. One batched states() call over all weighted (sample, step) pairs plus the target.
+    latents. One batched states() call over all weighted (sample, step) pairs plus the target. With readout None
+    the latents are task states already (planners/state_space.StateSpaceRuntime).
     """
 
-    readout: StateReadout
+    readout: StateReadout | None
     state_cost: Callable[[np.ndarray, np.ndarray], np.ndarray]
     weighting: str = "all"
     discount: float = 1.0
@@ -153,7 +154,7 @@ class StateCost:
         steps, weights = weighted_steps(latents, actions, target, self.weighting, self.discount)
         population, dim = latents.shape[0], latents.shape[-1]
         flat = np.concatenate([latents[:, steps].reshape(-1, dim), target[None]]).astype(np.float32)
-        states = np.asarray(self.readout.states(flat), dtype=np.float64)
+        states = np.asarray(flat if self.readout is None else self.readout.states(flat), dtype=np.float64)
         if states.ndim != 2 or len(states) != len(flat):
             raise ValueError(f"readout.states: expected shape ({len(flat)}, S), got {states.shape}")
         costs = np.asarray(self.state_cost(states[:-1].reshape(population, len(steps), -1), states[-1]), np.float64)

@@ -138,6 +138,37 @@ def test_cli_train_readout_then_plan_with_the_task_cost(run_dir, tmp_path, capsy
         build_controller(run_dir, "cem", "readout", preset="debug")
 
 
+def test_cli_train_state_dynamics_then_plan_imagining_in_the_state(run_dir, tmp_path, capsys):
+    from hvp.cli import main
+    from hvp.data import save_trajectories
+    from hvp.simulate import simulate
+
+    data = save_trajectories(simulate("maze-easy", "explore", 2, env_kwargs={"max_steps": 10}, progress=False),
+                             tmp_path / "maze.hdf5", {"env_name": "maze-easy"})
+    readout, dynamics = tmp_path / "readout", tmp_path / "state_dynamics"
+    assert main(["train-readout", run_dir, "--data", str(data), "--preset", "debug", "--steps", "30",
+                 "--held-out", "0", "--out", str(readout), "--no-progress"]) == 0
+    assert main(["train-state-dynamics", run_dir, "--data", str(data), "--preset", "debug", "--steps", "30",
+                 "--held-out", "0", "--out", str(dynamics), "--no-progress"]) == 0
+    assert "task: maze-easy" in capsys.readouterr().out and (dynamics / "model.safetensors").is_file()
+    out = tmp_path / "plan"
+    assert main(["plan", "--env", "maze-easy", "--model", run_dir, "--cost", "readout", "--readout", str(readout),
+                 "--imagine", "state", "--state-dynamics", str(dynamics), "--preset", "debug", "--episodes", "1",
+                 "--max-steps", "3", "--videos", "1", "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["imagine"] == "state" and summary["per_episode"][0]["steps"] in (1, 2, 3)
+    assert (out / "episode_000.mp4").is_file()
+    controller, decode = build_controller(run_dir, "cem", "readout", preset="debug", readout_dir=readout,
+                                          imagine="state", dynamics_dir=dynamics)
+    assert decode is None and controller.runtime.latent_dim == 2  # the maze's state: the ball's (x, y)
+    with pytest.raises(ValueError, match="imagine 'state' plans on the task's state cost"):
+        build_controller(run_dir, "cem", "temporal", imagine="state")
+    with pytest.raises(ValueError, match="imagine: expected one of latent, state, got 'pixels'"):
+        build_controller(run_dir, "cem", "readout", imagine="pixels")
+    with pytest.raises(Exception, match="hvp train-state-dynamics"):  # no RUN/state_dynamics: says how to make one
+        build_controller(run_dir, "cem", "readout", readout_dir=readout, imagine="state")
+
+
 def test_planner_policy_collects_on_policy_episodes(run_dir, tmp_path):
     import pickle
 

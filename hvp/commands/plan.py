@@ -14,6 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost", default="temporal",
                         help="latent | temporal (needs MODEL/distance) | pixel | readout (needs MODEL/readout)")
     parser.add_argument("--readout", help="state readout folder for --cost readout (default: MODEL/readout)")
+    parser.add_argument("--imagine", default="latent", choices=("latent", "state"),
+                        help="roll plans out with the world model's prior (latent) or, with --cost readout, in the "
+                             "task's state read out of each belief (state: needs MODEL/state_dynamics from "
+                             "hvp train-state-dynamics)")
+    parser.add_argument("--state-dynamics", help="state dynamics folder for --imagine state "
+                                                 "(default: MODEL/state_dynamics)")
     parser.add_argument("--distance", help="temporal-distance folder (default: MODEL/distance)")
     parser.add_argument("--reachability", help="hierarchical: the high level's distance, refined on controller "
                                                "outcomes (hvp refine-reachability; default: --distance)")
@@ -67,11 +73,13 @@ def run(args: argparse.Namespace) -> int:
                                           horizon=args.horizon, seed=args.seed, device=args.device,
                                           threads=args.threads, distance_dir=args.distance,
                                           optimizer_overrides=overrides, gradient_steps=args.gradient_steps,
-                                          readout_dir=args.readout)
+                                          readout_dir=args.readout, imagine=args.imagine,
+                                          dynamics_dir=args.state_dynamics)
     env = make(args.env, **({"max_steps": args.max_steps} if args.max_steps else {}))
-    out = Path(args.out or Path(args.model) / f"plan_{args.planner}_{args.cost}")
+    imagined = "" if args.imagine == "latent" else f"_{args.imagine}"
+    out = Path(args.out or Path(args.model) / f"plan_{args.planner}_{args.cost}{imagined}")
     meta = {"env": args.env, "model": args.model, "planner": args.planner, "cost": args.cost, "preset": args.preset,
-            **overrides, "horizon": args.horizon, "gradient_steps": args.gradient_steps}
+            **overrides, "horizon": args.horizon, "gradient_steps": args.gradient_steps, "imagine": args.imagine}
     try:
         summary = evaluate(env, controller, args.episodes, args.seed, out, args.videos, decode,
                            progress=not args.no_progress, meta=meta)
