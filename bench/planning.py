@@ -11,7 +11,8 @@
     N=128 x I=3, H=10 (--horizon, --table-cost); (c) flat latent MPC success per cost (latent, temporal, pixel, readout: the task's state
     cost on states read out of the latents, where RUN_DIR/readout exists) beside random actions and beside CEM on
     the simulator itself (reference upper bound: MuJoCo copies, the task's state cost on true states; never used
-    by hvp's controllers);
+    by hvp's controllers); where RUN_DIR/state_dynamics exists (hvp train-state-dynamics) also the readout cost with
+    plans imagined in the task's state (hvp plan --imagine state), row "readout+state";
     (d) plan time per control step with the trained model (cem row). Writes bench/results/planning.json.
 """
 from __future__ import annotations
@@ -26,9 +27,10 @@ from pathlib import Path
 import numpy as np
 from results_io import write_results
 
+from hvp.agent import COSTS, IMAGINATIONS, STATE_DYNAMICS_DIR
+
 CLOSE = 0.3  # "close pairs": true distance under this (arena units; the arena is 2 wide)
 TARGETS = {"maze-easy": 0.9, "push": 0.7}
-COSTS = ("latent", "temporal", "pixel", "readout")
 
 
 def task_position(env_name: str, true_state: np.ndarray) -> np.ndarray:
@@ -107,6 +109,7 @@ def smoke_model(env_name: str, work: Path, seed: int) -> tuple[str, list]:
     from hvp.models.fit import fit
     from hvp.models.fit_distance import train_distance
     from hvp.models.readout import train_readout
+    from hvp.models.state_dynamics import train_state_dynamics
     from hvp.simulate import simulate
 
     episodes = simulate(env_name, "explore", 10, seed=seed, env_kwargs={"max_steps": 30}, progress=False)
@@ -115,6 +118,7 @@ def smoke_model(env_name: str, work: Path, seed: int) -> tuple[str, list]:
     fit(dataset, run, preset="debug", train_overrides={"steps": 10}, threads=2, progress=False)
     train_distance(run, dataset, preset="debug", held_out=0.25, progress=False)
     train_readout(run, dataset, preset="debug", held_out=0, progress=False)
+    train_state_dynamics(dataset, run / STATE_DYNAMICS_DIR, preset="debug", held_out=0, progress=False)
     return str(run), episodes[8:]
 
 
@@ -128,6 +132,8 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=4000, help="pairs for (a)")
     parser.add_argument("--horizon", type=int, default=10, help="H of every planner row and the simulator reference")
     parser.add_argument("--table-cost", default="temporal", choices=COSTS, help="the cost of the optimizer table (b)")
+    parser.add_argument("--table-imagine", default="latent", choices=IMAGINATIONS,
+                        help="how the optimizer table (b) rolls plans out (state: needs --table-cost readout)")
     parser.add_argument("--costs", nargs="+", default=list(COSTS), choices=COSTS,
                         help="cost rows of (c); readout only where RUN_DIR/readout exists (hvp train-readout)")
     parser.add_argument("--seed", type=int, default=0)
@@ -179,13 +185,18 @@ def main() -> int:
 
         # (b) every optimizer, one cost, equal budget
         row["optimizers"] = {name: success(build_controller(run, name, args.table_cost, seed=args.seed,
-                                                            horizon=args.horizon, optimizer_overrides=budget)[0],
+                                                            horizon=args.horizon, optimizer_overrides=budget,
+                                                            imagine=args.table_imagine)[0],
                                            args.table_episodes or args.episodes) for name in OPTIMIZERS.names()}
         # (c) flat MPC per cost beside random actions and the simulator reference
         row["costs"] = {cost: success(build_controller(run, "cem", cost, seed=args.seed, horizon=args.horizon,
                                                        optimizer_overrides=budget)[0], args.episodes)
                         for cost in args.costs
                         if cost != "readout" or has_readout}
+        if "readout" in args.costs and has_readout and (Path(run) / STATE_DYNAMICS_DIR).is_dir():
+            row["costs"]["readout+state"] = success(build_controller(
+                run, "cem", "readout", seed=args.seed, horizon=args.horizon, optimizer_overrides=budget,
+                imagine="state")[0], args.episodes)
         row["random_actions"] = success(RandomActions(env.action_space.shape[0], args.seed), args.episodes)
         row["simulator_cem"] = success(SimulatorCEM(env, make_optimizer("cem", **budget), args.horizon), args.episodes)
         # (d) plan time per control step at N=128, I=3, H=10

@@ -115,26 +115,18 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
 
     readout_dir = readout_dir or Path(run_dir) / READOUT_DIR
     if imagine == "state":
-        runtime, cost_term = state_space_planning(runtime, readout_dir, dynamics_dir or Path(run_dir) / STATE_DYNAMICS_DIR)
+        from hvp.deploy import state_space_planning
+        from hvp.models.readout import load_readout
+        from hvp.models.state_dynamics import load_state_dynamics
+
+        device = getattr(runtime, "device", None)
+        runtime, cost_term = state_space_planning(
+            runtime, load_readout(readout_dir, device=device),
+            load_state_dynamics(dynamics_dir or Path(run_dir) / STATE_DYNAMICS_DIR, device=device))
         return mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides), None
     cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR, readout_dir)
     return (mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides, gradient_steps),
             runtime.decode)
-
-
-def state_space_planning(runtime: Any, readout_dir: str | Path, dynamics_dir: str | Path) -> tuple[Any, Any]:
-    """-> (a StateSpaceRuntime over `runtime`, the task's state cost on its states): the torch readout and state
-    dynamics of the two folders."""
-    from hvp.models.readout import load_readout
-    from hvp.models.state_dynamics import load_state_dynamics
-    from hvp.planners.costs import StateCost
-    from hvp.planners.state_space import StateSpaceRuntime
-    from hvp.sim import task_state_cost
-
-    device = getattr(runtime, "device", None)
-    space = StateSpaceRuntime(runtime, load_readout(readout_dir, device=device),
-                              load_state_dynamics(dynamics_dir, device=device))
-    return space, StateCost(None, task_state_cost(space.task), weighting="all")
 
 
 # -- evaluation ---------------------------------------------------------------------------------

@@ -84,6 +84,33 @@ def planning_cost(name: str, model_dir: str | os.PathLike, threads: int | None =
     return StateCost(readout, task_state_cost(readout.task), weighting="all")
 
 
+def state_space_planning(runtime: ModelRuntime, readout: Any, dynamics: Any) -> tuple[ModelRuntime, CostTerm]:
+    """-> (a StateSpaceRuntime: plans imagined in the task's state that `readout` reads out of `runtime`'s beliefs
+    and `dynamics` predicts, the task's state cost on those states). Torch or onnxruntime models alike."""
+    from hvp.planners.costs import StateCost
+    from hvp.planners.state_space import StateSpaceRuntime
+    from hvp.sim import task_state_cost
+
+    space = StateSpaceRuntime(runtime, readout, dynamics)
+    return space, StateCost(None, task_state_cost(space.task), weighting="all")
+
+
+def onnx_state_space(runtime: ModelRuntime, model_dir: str | os.PathLike,
+                     threads: int | None = None) -> tuple[ModelRuntime, CostTerm]:
+    """state_space_planning over the exported state readout and state dynamics of `model_dir`."""
+    from hvp.real.onnx_folder import ModelFolderError, read_manifest
+    from hvp.real.onnx_readout import OnnxReadout
+    from hvp.real.onnx_state_dynamics import OnnxStateDynamics
+
+    missing = sorted({"state_readout", "state_dynamics"} - set(read_manifest(model_dir)["models"]))
+    if missing:
+        raise ModelFolderError(f"imagine 'state': {os.fspath(model_dir)!r} has no {' and no '.join(missing)} model; "
+                               "train them (hvp train-readout RUN --data DATA.hdf5, hvp train-state-dynamics RUN "
+                               "--data DATA.hdf5) and export the run again, or imagine 'latent'")
+    return state_space_planning(runtime, OnnxReadout(model_dir, threads=threads),
+                                OnnxStateDynamics(model_dir, threads=threads))
+
+
 def mpc_controller(runtime: ModelRuntime, cost: CostTerm, planner: str = "cem", preset: str = "cpu",
                    horizon: int | None = None, seed: int = 0,
                    optimizer_overrides: Mapping[str, Any] | None = None, gradient_steps: int = 0) -> Controller:

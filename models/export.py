@@ -1,8 +1,8 @@
 """torch -> ONNX: step graphs with explicit state in and out, batch axis dynamic, checked on export.
 
 The exporter is generic: a GraphSpec is "a module + example inputs + names". A model kind
-contributes a function that lists its graphs (rssm_graphs, distance_graphs, subgoal_graphs, readout_graphs)
-and an ExportModel in export_run, nothing else.
+contributes a function that lists its graphs (rssm_graphs, distance_graphs, subgoal_graphs, readout_graphs,
+state_dynamics_graphs) and an ExportModel in export_run, nothing else.
 
     manifest = export_run("runs/maze-easy", "runs/maze-easy/onnx")      # folder layout: hvp.onnx_format
 
@@ -26,6 +26,8 @@ from hvp.models.checkpoint import CheckpointError, load_model
 from hvp.models.networks import to_float_images, to_uint8_images
 from hvp.models.readout import KIND as READOUT_KIND, READOUT_DIR, ReadoutNet, load_readout
 from hvp.models.rssm import RSSM
+from hvp.models.state_dynamics import KIND as STATE_DYNAMICS_KIND, STATE_DYNAMICS_DIR, StateDynamicsNet, \
+    load_state_dynamics
 from hvp.models.subgoal import KIND as SUBGOAL_KIND, SUBGOALS_DIR, SubgoalCVAE, load_subgoals
 from hvp.models.temporal_distance import KIND as DISTANCE_KIND, TemporalDistanceNet, load_distance
 from hvp.onnx_format import (BATCH_AXIS, FORMAT_VERSION, MANIFEST_FILE, META_CONFIG, META_FORMAT_VERSION, META_GRAPH,
@@ -128,6 +130,19 @@ def readout_graphs(net: ReadoutNet) -> list[GraphSpec]:
     return [GraphSpec("state_readout", StepFunction(net, net.forward), (latents,), ("latents",), ("states",))]
 
 
+def state_dynamics_graphs(net: StateDynamicsNet) -> list[GraphSpec]:
+    """state_dynamics_step: states float32 [B, S], recent_actions float32 [B, K, A], actions float32 [B, A] -> next
+    states float32 [B, S] (hvp.models.state_dynamics; rollouts loop over it in numpy, hvp.real.onnx_state_dynamics)."""
+    generator = torch.Generator().manual_seed(0)
+    config = net.config
+    # inputs on the training data's scale, so the check exercises the normalization as well as the network
+    inputs = torch.randn(EXAMPLE_BATCH, config.input_dim, generator=generator) * net.latent_std + net.latent_mean
+    states, recent, actions = inputs.split([config.state_dim, config.history * config.action_dim, config.action_dim], 1)
+    recent = recent.reshape(EXAMPLE_BATCH, config.history, config.action_dim)
+    return [GraphSpec("state_dynamics_step", StepFunction(net, net.forward), (states, recent, actions),
+                      ("states", "recent_actions", "actions"), ("next_states",))]
+
+
 @dataclass(frozen=True)
 class ExportModel:
     """One model of an export folder: its kind ("rssm", "temporal_distance", ...), config (JSON-ready) and graphs."""
@@ -227,14 +242,16 @@ def export_models(models: Sequence[ExportModel], out_dir: str | os.PathLike, thr
 
 def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, distance_dir: str | os.PathLike | None = None,
                threads: int = 1, subgoals_dir: str | os.PathLike | None = None,
-               readout_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Export the world model of run_dir (hvp train), its temporal-distance model, its subgoal generator and its
-    state readout, each if any, into out_dir.
+               readout_dir: str | os.PathLike | None = None,
+               state_dynamics_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Export the world model of run_dir (hvp train), its temporal-distance model, its subgoal generator, its
+    state readout and its state dynamics, each if any, into out_dir.
 
     The distance model is read from `distance_dir`, else from RUN/distance when that holds one
     (hvp train-distance); the subgoal generator from `subgoals_dir`, else RUN/subgoals (hvp train-subgoals);
     the readout from `readout_dir`, else RUN/readout (hvp train-readout), with the task whose state cost it
-    serves. -> the manifest.
+    serves; the state dynamics from `state_dynamics_dir`, else RUN/state_dynamics (hvp train-state-dynamics).
+    -> the manifest.
     """
     kind, world_model, run_config = load_model(run_dir)
     if kind != "rssm":
@@ -255,4 +272,13 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, distance_
                                   "run")
         task = {"task": loaded.task} if getattr(loaded, "task", None) else {}  # the readout's, for its state cost
         models.append(ExportModel(model_kind, {**net.config.to_dict(), **task}, graphs(net)))
+    folder = Path(state_dynamics_dir) if state_dynamics_dir is not None else Path(run_dir) / STATE_DYNAMICS_DIR
+    if state_dynamics_dir is not None or (folder / "config.json").is_file():
+        dynamics = load_state_dynamics(folder)
+        if dynamics.action_dim != world_model.config.action_dim:
+            raise CheckpointError(f"state_dynamics_dir: {os.fspath(folder)!r} predicts under {dynamics.action_dim}-dim "
+                                  f"actions, the world model takes {world_model.config.action_dim}")
+        task = {"task": dynamics.task} if dynamics.task else {}
+        models.append(ExportModel(STATE_DYNAMICS_KIND, {**dynamics.net.config.to_dict(), **task},
+                                  state_dynamics_graphs(dynamics.net)))
     return export_models(models, out_dir, threads=threads)

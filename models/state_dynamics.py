@@ -39,6 +39,7 @@ from hvp.models.runtime import resolve_device
 
 FORMAT_VERSION = 1
 KIND = "state_dynamics"
+STATE_DYNAMICS_DIR = "state_dynamics"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,8 +220,13 @@ def train_state_dynamics(dataset: TrajectoryDataset, out: str | Path, *, preset:
         errors["held_out"] = score_state_dynamics(dynamics, test_set.episodes, train.score_horizon)
     record = {"train": train.to_dict(), "preset": preset, "task": task, "mean_abs_error": errors,
               "episodes": len(fit_set), "frames": len(samples.states), "wall_s": time.perf_counter() - started}
-    save_small_model(out, KIND, FORMAT_VERSION, dynamics.net, extra=record)
+    save_state_dynamics(out, dynamics.net, record)
     return dynamics, record
+
+
+def save_state_dynamics(folder: str | os.PathLike, net: StateDynamicsNet, record: dict[str, Any]) -> None:
+    """Weights (safetensors) and config.json with `record` (its "task" names the task whose state it predicts)."""
+    save_small_model(folder, KIND, FORMAT_VERSION, net, extra=record)
 
 
 def load_state_dynamics(model_dir: str | os.PathLike, device: str | torch.device | None = "cpu") -> TorchStateDynamics:

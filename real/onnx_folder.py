@@ -109,7 +109,8 @@ class OneGraphModel:
         model = open_model(model_dir, self.kind, (self.graph,), threads, providers)
         self._session = model.sessions[self.graph]
         self.model_hash, self.schema_hash = model.model_hash, model.schema_hash
-        self.latent_dim = int(model.config["latent_dim"])
+        # the models on world-model latents; the state dynamics works on task states and has none
+        self.latent_dim = int(model.config["latent_dim"]) if "latent_dim" in model.config else None
         self.configure(model.config)
 
     def configure(self, config: dict[str, Any]) -> None:

@@ -208,23 +208,29 @@ def test_a_goal_image_of_another_size_is_refused_before_connecting(model_dir, tm
 
 @pytest.fixture(scope="module")
 def readout_model_dir(model_dir):
-    """model_dir's run copied, with a random-weight debug state readout of maze-easy, exported to RUN/onnx."""
+    """model_dir's run copied, with a random-weight debug state readout and state dynamics of maze-easy, exported to
+    RUN/onnx."""
     import torch
 
     from hvp.models.export import export_run
     from hvp.models.readout import ReadoutConfig, ReadoutNet, save_readout
+    from hvp.models.state_dynamics import StateDynamicsConfig, StateDynamicsNet, save_state_dynamics
 
     run = shutil.copytree(model_dir.parent, model_dir.parent.with_name("readout"), ignore=shutil.ignore_patterns("onnx"))
     torch.manual_seed(3)
     latent_dim = OnnxRuntime(model_dir, warmup=False).latent_dim
     save_readout(run / "readout", ReadoutNet(ReadoutConfig.preset("debug", latent_dim=latent_dim, state_dim=2)),
                  {"task": "maze-easy"})
+    dynamics = StateDynamicsNet(StateDynamicsConfig.preset("debug", state_dim=2, action_dim=2))
+    save_state_dynamics(run / "state_dynamics", dynamics, {"task": "maze-easy"})
     export_run(run, run / "onnx")
     return run / "onnx"
 
 
-def test_deploy_plans_with_the_exported_readout_and_its_task_cost(readout_model_dir, tmp_path):
-    """The readout cost on the robot side: onnxruntime readout + maze-easy's state_cost, still without torch."""
+@pytest.mark.parametrize("imagine", ["latent", "state"])
+def test_deploy_plans_with_the_exported_readout_and_its_task_cost(readout_model_dir, tmp_path, imagine):
+    """The readout cost on the robot side: onnxruntime readout + maze-easy's state_cost, still without torch; plans
+    imagined by the world model, or in the state by the exported state dynamics."""
     model_hash = OnnxRuntime(readout_model_dir, threads=1, warmup=False).model_hash
     server = subprocess.Popen([sys.executable, "-m", "hvp.cli", "robot-server", "--driver", "sim:maze-easy",
                                "--bind", "tcp://127.0.0.1:*", "--model-hash", model_hash],
@@ -232,7 +238,8 @@ def test_deploy_plans_with_the_exported_readout_and_its_task_cost(readout_model_
     try:
         endpoint = server.stdout.readline().split(" listening on ")[1].split()[0]
         result = deploy("--connect", endpoint, "--model", str(readout_model_dir), "--episodes", "1", "--max-steps", "4",
-                        "--preset", "debug", "--cost", "readout", "--threads", "1", "--record", str(tmp_path / "r.json"))
+                        "--preset", "debug", "--cost", "readout", "--imagine", imagine, "--threads", "1",
+                        "--record", str(tmp_path / "r.json"))
     finally:
         server.terminate()
         server.communicate(timeout=10)
@@ -247,6 +254,15 @@ def test_the_readout_cost_needs_an_exported_readout(model_dir):
     result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir), "--cost", "readout")
     assert result.returncode == 1
     assert "has no state_readout model; train one (hvp train-readout RUN --data DATA.hdf5)" in result.stderr
+
+
+def test_state_imagination_needs_its_exported_models_and_the_readout_cost(model_dir, readout_model_dir):
+    result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(model_dir), "--cost", "readout",
+                    "--imagine", "state")
+    assert result.returncode == 1
+    assert "has no state_dynamics and no state_readout model; train them" in result.stderr
+    result = deploy("--connect", "tcp://127.0.0.1:1", "--model", str(readout_model_dir), "--imagine", "state")
+    assert result.returncode == 1 and "use --cost readout without --hierarchical (got --cost temporal)" in result.stderr
 
 
 def test_the_temporal_cost_needs_an_exported_distance_model(model_dir):

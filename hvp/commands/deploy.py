@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="temporal: the exported temporal-distance model (hvp train-distance, then hvp export); "
                              "readout: the task's state cost on the exported state readout (hvp train-readout, then "
                              "hvp export); latent: squared latent distance")
+    parser.add_argument("--imagine", default="latent", choices=("latent", "state"),
+                        help="roll plans out with the world model's prior (latent) or, with --cost readout, in the "
+                             "task's state read out of each belief (state: needs the exported state readout and state "
+                             "dynamics, hvp train-state-dynamics then hvp export)")
     parser.add_argument("--planner", default="cem", help="optimizer: random, cem, icem, mppi, cmaes")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")
@@ -57,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from hvp.deploy import DeployError, check_robot, mpc_controller, onnx_hierarchical, planning_cost, run_episodes
+    from hvp.deploy import (DeployError, check_robot, mpc_controller, onnx_hierarchical, onnx_state_space,
+                            planning_cost, run_episodes)
     from hvp.real.client import BridgeTimeout, RobotClient, RobotError
     from hvp.real.keys import ClientCurve
     from hvp.real.onnx_folder import ModelFolderError
@@ -65,8 +70,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         runtime = OnnxRuntime(args.model, threads=args.threads)
-        cost = planning_cost(args.cost, args.model, args.threads)
-        controller = mpc_controller(runtime, cost, args.planner, args.preset, args.horizon, args.seed)
+        if args.imagine == "state":
+            if args.cost != "readout" or args.hierarchical:
+                raise ValueError("--imagine state plans flat on the task's state cost: use --cost readout without "
+                                 f"--hierarchical (got --cost {args.cost}{' --hierarchical' * args.hierarchical})")
+            planning_runtime, cost = onnx_state_space(runtime, args.model, args.threads)
+        else:
+            planning_runtime, cost = runtime, planning_cost(args.cost, args.model, args.threads)
+        controller = mpc_controller(planning_runtime, cost, args.planner, args.preset, args.horizon, args.seed)
         if args.hierarchical:
             controller = onnx_hierarchical(controller, args.model, args.subgoals, graph_nodes=args.graph_nodes,
                                            count=args.subgoal_count, preset=args.preset, threads=args.threads)

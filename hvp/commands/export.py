@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-HELP = ("export a trained RSSM run (and its temporal-distance model, subgoal generator and state readout) to ONNX "
-        "step graphs with a manifest")
+HELP = ("export a trained RSSM run (and its temporal-distance model, subgoal generator, state readout and state "
+        "dynamics) to ONNX step graphs with a manifest")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distance", help="temporal-distance model folder to export too (default: RUN/distance if present)")
     parser.add_argument("--subgoals", help="subgoal generator folder to export too (default: RUN/subgoals if present)")
     parser.add_argument("--readout", help="state readout folder to export too (default: RUN/readout if present)")
+    parser.add_argument("--state-dynamics", help="state dynamics folder to export too "
+                                                 "(default: RUN/state_dynamics if present)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads of the post-export check")
 
 
@@ -25,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(args.run) / "onnx")
     try:
         manifest = export_run(args.run, out, distance_dir=args.distance, threads=args.threads,
-                              subgoals_dir=args.subgoals, readout_dir=args.readout)
+                              subgoals_dir=args.subgoals, readout_dir=args.readout,
+                              state_dynamics_dir=args.state_dynamics)
     except (CheckpointError, ExportError) as err:
         raise SystemExit(f"hvp export: {err}") from None
     for kind, model in manifest["models"].items():

@@ -16,6 +16,7 @@ from hvp.real.onnx_distance import OnnxDistance
 from hvp.real.onnx_folder import ModelFolderError
 from hvp.real.onnx_readout import OnnxReadout
 from hvp.real.onnx_runtime import OnnxRuntime
+from hvp.real.onnx_state_dynamics import OnnxStateDynamics
 from hvp.real.onnx_subgoals import OnnxSubgoalGenerator
 
 TOLERANCE = 1e-4
@@ -33,6 +34,7 @@ def exported(tmp_path_factory):
     from hvp.models.export import export_run
     from hvp.models.readout import ReadoutConfig, ReadoutNet, save_readout
     from hvp.models.rssm import RSSM
+    from hvp.models.state_dynamics import StateDynamicsConfig, StateDynamicsNet, save_state_dynamics
     from hvp.models.subgoal import SubgoalConfig, SubgoalCVAE, save_subgoals
     from hvp.models.temporal_distance import TemporalDistanceConfig, TemporalDistanceNet, save_distance
 
@@ -50,7 +52,11 @@ def exported(tmp_path_factory):
     readout = ReadoutNet(ReadoutConfig.preset("debug", latent_dim=world_model.config.latent_dim, state_dim=5))
     readout.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
     save_readout(run / "readout", readout, {"task": "push"})
-    export_run(run, run / "onnx")  # finds RUN/distance, RUN/subgoals and RUN/readout by itself
+    dynamics = StateDynamicsNet(StateDynamicsConfig.preset("debug", state_dim=5, action_dim=2))
+    dynamics.set_normalization(torch.randn(64, dynamics.config.input_dim) * 2 + 0.5)
+    dynamics.change_std.copy_(torch.rand(5) * 0.1 + 0.01)
+    save_state_dynamics(run / "state_dynamics", dynamics, {"task": "push"})
+    export_run(run, run / "onnx")  # finds RUN/distance, RUN/subgoals, RUN/readout and RUN/state_dynamics by itself
     return run, run / "onnx"
 
 
@@ -108,7 +114,8 @@ def test_export_wrote_a_manifest_with_hashes_and_exporter_checks(exported):
     assert sorted(p.name for p in exported[1].iterdir()) == sorted([MANIFEST_FILE, *(g["file"] for g in graphs.values())])
     assert {kind: sorted(model["graphs"]) for kind, model in models.items()} == {
         "rssm": ["decoder", "encoder", "imagine_step", "observe_step"], "temporal_distance": ["temporal_distance"],
-        "subgoal_cvae": ["subgoal_midpoint"], "state_readout": ["state_readout"]}
+        "subgoal_cvae": ["subgoal_midpoint"], "state_readout": ["state_readout"],
+        "state_dynamics": ["state_dynamics_step"]}
     assert models["state_readout"]["config"]["task"] == "push"
     assert models["rssm"]["config"]["deter_dim"] == 16 and len(models["rssm"]["schema_hash"]) == 64
     # the exporter's own check on its example inputs
@@ -210,15 +217,18 @@ def test_export_refuses_a_graph_that_does_not_reproduce_its_module(tmp_path):
 
 @pytest.fixture(scope="module")
 def twins(exported):
-    """{"distance" | "subgoals" | "readout": (torch model, onnxruntime model)} of the run and its export."""
+    """{"distance" | "subgoals" | "readout" | "state_dynamics": (torch model, onnxruntime model)} of the run and its
+    export."""
     from hvp.models.readout import load_readout
+    from hvp.models.state_dynamics import load_state_dynamics
     from hvp.models.subgoal import load_subgoals
     from hvp.models.temporal_distance import load_distance
 
     run, onnx_dir = exported
     return {"distance": (load_distance(run / "distance"), OnnxDistance(onnx_dir, threads=1)),
             "subgoals": (load_subgoals(run / "subgoals"), OnnxSubgoalGenerator(onnx_dir, threads=1)),
-            "readout": (load_readout(run / "readout"), OnnxReadout(onnx_dir, threads=1))}
+            "readout": (load_readout(run / "readout"), OnnxReadout(onnx_dir, threads=1)),
+            "state_dynamics": (load_state_dynamics(run / "state_dynamics"), OnnxStateDynamics(onnx_dir, threads=1))}
 
 
 def same_error(models, call) -> str:
@@ -288,6 +298,21 @@ def test_state_readout_bad_inputs_raise_the_same_errors_as_torch(twins, shape, d
             model.states(np.zeros(shape, dtype))
         errors.append(str(caught.value))
     assert errors[0] == errors[1] and errors[0].startswith("latents: expected")
+
+
+@pytest.mark.parametrize("count", [1, 6])
+def test_state_dynamics_rollouts_match_torch_over_many_steps(twins, count):
+    torch_dynamics, onnx_dynamics = twins["state_dynamics"]
+    rng = np.random.default_rng(count)
+    states = rng.normal(0.5, 2.0, (count, 5)).astype(np.float32)
+    recent = rng.uniform(-1, 1, (count, 2, 2)).astype(np.float32)
+    actions = rng.uniform(-1, 1, (count, 12, 2)).astype(np.float32)
+    expected, got = torch_dynamics.rollout(states, recent, actions), onnx_dynamics.rollout(states, recent, actions)
+    assert_close(expected, got)
+    assert got.shape == (count, 12, 5) and np.ptp(got[:, -1] - got[:, 0]) > 0.01  # the states move, and differently
+    assert onnx_dynamics.task == torch_dynamics.task == "push" and onnx_dynamics.history == 2
+    assert "recent_actions: expected" in same_error(twins["state_dynamics"],
+                                                    lambda model: model.rollout(states, recent[:, :1], actions))
 
 
 def test_changed_or_foreign_graph_files_are_refused(exported, tmp_path):
