@@ -129,6 +129,15 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
             runtime.decode)
 
 
+def state_frames(env: gym.Env, state_dim: int) -> Decode | None:
+    """Decode for videos of plans imagined in the task's state: each state drawn by the simulator itself (posed in a
+    scratch copy, the episode untouched), where the state is the scene's joint positions; else None."""
+    scene = env.unwrapped
+    if not hasattr(scene, "render_state") or getattr(getattr(scene, "model", None), "nq", None) != state_dim:
+        return None
+    return lambda states: np.stack([scene.render_state(state) for state in states])
+
+
 # -- evaluation ---------------------------------------------------------------------------------
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """95% (z = 1.96) Wilson score interval of a success rate; (0, 1) without trials."""

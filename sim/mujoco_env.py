@@ -149,18 +149,24 @@ class MujocoTaskEnv(gym.Env):
     def set_state(self, qpos: Any) -> dict[str, np.ndarray]:
         """Place the scene at rest at joint positions `qpos` float [nq] mid-episode (the goal is kept) -> the
         observation there. For probing a model from chosen states (bench/push_contact.py)."""
-        qpos = np.asarray(qpos, dtype=np.float64)
-        if qpos.shape != (self.model.nq,) or not np.all(np.isfinite(qpos)):
-            raise ValueError(f"qpos: expected {self.model.nq} finite joint positions, got shape {qpos.shape}")
-        self._set_qpos(qpos)
+        self._set_qpos(self._check_qpos(qpos))
         return self._obs()
 
-    def render(self) -> np.ndarray:
+    def render_state(self, qpos: Any) -> np.ndarray:
+        """The camera's image of the scene at joint positions `qpos` float [nq] -> uint8 [h, w, 3], posed in a
+        scratch copy: the episode is not touched. Shows states a planner imagined (hvp plan --imagine state)."""
+        scratch = mujoco.MjData(self.model)
+        scratch.qpos[:] = self._check_qpos(qpos)
+        mujoco.mj_forward(self.model, scratch)
+        return self.render(scratch)
+
+    def render(self, data: mujoco.MjData | None = None) -> np.ndarray:
+        """The camera's image of the episode (or of `data`, posed in the same model) -> uint8 [h, w, 3]."""
         renderer = self._renderers.get(self.layout)
         if renderer is None:
             renderer = mujoco.Renderer(self.model, self.image_shape[0], self.image_shape[1])
             self._renderers[self.layout] = renderer
-        renderer.update_scene(self.data, camera=self.camera)
+        renderer.update_scene(self.data if data is None else data, camera=self.camera)
         return renderer.render()
 
     def close(self) -> None:
@@ -171,6 +177,12 @@ class MujocoTaskEnv(gym.Env):
     # -- helpers --------------------------------------------------------------------
     def check_action(self, action: Any) -> np.ndarray:
         return check_action(action, self.action_space.shape)
+
+    def _check_qpos(self, qpos: Any) -> np.ndarray:
+        qpos = np.asarray(qpos, dtype=np.float64)
+        if qpos.shape != (self.model.nq,) or not np.all(np.isfinite(qpos)):
+            raise ValueError(f"qpos: expected {self.model.nq} finite joint positions, got shape {qpos.shape}")
+        return qpos
 
     def _set_qpos(self, qpos: np.ndarray) -> None:
         mujoco.mj_resetData(self.model, self.data)

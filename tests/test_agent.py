@@ -169,6 +169,18 @@ def test_cli_train_state_dynamics_then_plan_imagining_in_the_state(run_dir, tmp_
         build_controller(run_dir, "cem", "readout", readout_dir=readout, imagine="state")
 
 
+def test_state_frames_draw_imagined_states_with_the_simulator(maze_env):
+    from hvp.agent import state_frames
+
+    maze_env.reset(seed=1)
+    goal = maze_env.unwrapped.goal_state.astype(np.float32)
+    frames = state_frames(maze_env, 2)(np.stack([goal, goal + 0.3]))
+    assert frames.shape == (2, 64, 64, 3) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(frames[0], maze_env.unwrapped.goal_image)
+    assert not np.array_equal(frames[1], frames[0])
+    assert state_frames(maze_env, 3) is None  # a state that is not the scene's joint positions is not drawn
+
+
 def test_planner_policy_collects_on_policy_episodes(run_dir, tmp_path):
     import pickle
 

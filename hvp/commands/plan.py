@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from hvp.agent import build_controller, evaluate
+    from hvp.agent import build_controller, evaluate, state_frames
     from hvp.sim import make
 
     overrides = {k: v for k, v in (("population", args.population), ("iterations", args.iterations)) if v is not None}
@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
                                           readout_dir=args.readout, imagine=args.imagine,
                                           dynamics_dir=args.state_dynamics)
     env = make(args.env, **({"max_steps": args.max_steps} if args.max_steps else {}))
+    if args.imagine == "state" and hasattr(controller, "runtime"):  # the imagined states, drawn by the simulator
+        decode = state_frames(env, controller.runtime.latent_dim)
     imagined = "" if args.imagine == "latent" else f"_{args.imagine}"
     out = Path(args.out or Path(args.model) / f"plan_{args.planner}_{args.cost}{imagined}")
     meta = {"env": args.env, "model": args.model, "planner": args.planner, "cost": args.cost, "preset": args.preset,

@@ -46,6 +46,32 @@ def test_maze_hard_blocks_every_straight_line():
         env.close()
 
 
+def test_render_state_shows_a_state_and_leaves_the_episode_as_it_was():
+    from hvp.sim import make
+
+    env = make("push", max_steps=20)
+    try:
+        env.reset(seed=3)
+        for _ in range(4):  # under way: the pusher has a velocity that must survive the rendering
+            env.step(np.array([0.8, -0.3], np.float32))
+        before = env.unwrapped.data.qvel.copy(), env.unwrapped.data.qpos.copy(), env.unwrapped.render()
+        np.testing.assert_array_equal(env.unwrapped.render_state(env.unwrapped.goal_state), env.unwrapped.goal_image)
+        np.testing.assert_array_equal(env.unwrapped.data.qvel, before[0])
+        np.testing.assert_array_equal(env.unwrapped.data.qpos, before[1])
+        np.testing.assert_array_equal(env.unwrapped.render(), before[2])
+        with pytest.raises(ValueError, match="qpos: expected 5 finite joint positions"):
+            env.unwrapped.render_state(np.zeros(2))
+        np.testing.assert_array_equal(env.unwrapped.data.qpos, before[1])  # a refused state changes nothing either
+        after = [env.step(np.array([0.5, 0.5], np.float32))[0]["state"] for _ in range(2)]
+        env.reset(seed=3)
+        for _ in range(4):
+            env.step(np.array([0.8, -0.3], np.float32))
+        undisturbed = [env.step(np.array([0.5, 0.5], np.float32))[0]["state"] for _ in range(2)]
+        np.testing.assert_array_equal(after, undisturbed)
+    finally:
+        env.close()
+
+
 def test_goal_image_shows_the_goal_state():
     """Moving the ball onto the goal reproduces the goal image (the goal is what it shows)."""
     env = MazeEnv("easy")
