@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install models push-onpolicy bench clean
+.PHONY: demo test install models push-onpolicy push-cpu bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -82,8 +82,26 @@ push-onpolicy: $(STAMP)
 	  $(PUSH_ONPOLICY_DATA) --seed 0
 	mkdir -p checkpoints/push-onpolicy && \
 	  cp -r runs/push-os/config.json runs/push-os/model.safetensors runs/push-os/readout checkpoints/push-onpolicy/
-	# the temporal distance too, so bench/planning.py can set every cost side by side on this model
+	# the temporal distance too, so bench/planning.py can set every cost side by side on this model, and the state
+	# dynamics that hvp plan --imagine state rolls plans out with
 	$(BIN)/hvp train-distance checkpoints/push-onpolicy --data runs/data/push.hdf5 --seed 0
+	$(BIN)/hvp train-state-dynamics checkpoints/push-onpolicy --data runs/data/push.hdf5 \
+	  runs/data/push-policy-pushes.hdf5 --seed 0
+
+# push planned from a world model trained on this CPU (no on-policy rounds): the cpu preset with the learned
+# background at batch weight 3 (docs/world_model.md), its state readout, and the state dynamics that the planner
+# imagines in (hvp plan --imagine state, docs/planning.md). About 25 minutes on 2 cores, planning included.
+push-cpu: $(STAMP)
+	test -f runs/data/push.hdf5 || MUJOCO_GL=egl $(BIN)/hvp collect --env push --episodes 300 --seed 0 \
+	  --out runs/data/push.hdf5
+	test -f runs/data/push-policy-pushes.hdf5 || MUJOCO_GL=egl $(BIN)/hvp collect --env push --policy push \
+	  --episodes 200 --seed 400000 --out runs/data/push-policy-pushes.hdf5
+	$(BIN)/hvp train --data runs/data/push.hdf5 --preset cpu --seed 0 --learned-background \
+	  --foreground-reference batch --foreground-weight 3 --out runs/push-cpu
+	$(BIN)/hvp train-readout runs/push-cpu --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 --seed 0
+	$(BIN)/hvp train-state-dynamics runs/push-cpu --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 --seed 0
+	MUJOCO_GL=egl $(BIN)/hvp plan --env push --model runs/push-cpu --cost readout --imagine state --horizon 14 \
+	  --episodes 50 --seed 0
 
 clean:
 	rm -rf runs build *.egg-info

@@ -80,7 +80,7 @@ class SimulatorCEM:
 
 def cost_correlations(runtime, distance, episodes, env_name: str, pairs: int, seed: int, readout=None) -> dict:
     """(a): Spearman of each cost between (filtered belief of frame i, encode(frame j)) with the true distance;
-    the readout cost too when the run has a readout."""
+    the temporal cost when the run has a distance model, the readout cost when it has a readout."""
     from hvp.models.fit_distance import episode_latents, spearman
 
     latents = episode_latents(runtime, episodes, 1)
@@ -90,8 +90,9 @@ def cost_correlations(runtime, distance, episodes, env_name: str, pairs: int, se
     true = np.linalg.norm(positions[i] - positions[j], axis=-1)
     a, b = latents.filtered[i], latents.encoded[j]
     decoded_a, decoded_b = (runtime.decode(x).astype(np.float32) / 255 for x in (a, b))
-    costs = {"latent": np.sum((a - b) ** 2, -1), "temporal": distance.steps(a, b),
-             "pixel": np.mean((decoded_a - decoded_b) ** 2, axis=(1, 2, 3))}
+    costs = {"latent": np.sum((a - b) ** 2, -1), "pixel": np.mean((decoded_a - decoded_b) ** 2, axis=(1, 2, 3))}
+    if distance is not None:
+        costs["temporal"] = distance.steps(a, b)
     if readout is not None:
         from hvp.sim import task_state_cost
 
@@ -134,6 +135,9 @@ def main() -> int:
     parser.add_argument("--table-cost", default="temporal", choices=COSTS, help="the cost of the optimizer table (b)")
     parser.add_argument("--table-imagine", default="latent", choices=IMAGINATIONS,
                         help="how the optimizer table (b) rolls plans out (state: needs --table-cost readout)")
+    parser.add_argument("--imagine", nargs="+", default=list(IMAGINATIONS), choices=IMAGINATIONS,
+                        help="how the rows of (c) roll plans out; state: the readout cost only, where "
+                             "RUN_DIR/state_dynamics exists (hvp train-state-dynamics)")
     parser.add_argument("--costs", nargs="+", default=list(COSTS), choices=COSTS,
                         help="cost rows of (c); readout only where RUN_DIR/readout exists (hvp train-readout)")
     parser.add_argument("--seed", type=int, default=0)
@@ -174,7 +178,8 @@ def main() -> int:
         has_readout = (Path(run) / READOUT_DIR).is_dir()
         if held_out is not None:
             readout = load_readout(Path(run) / READOUT_DIR) if has_readout else None
-            row["cost_spearman"] = cost_correlations(runtime, load_distance(Path(run) / "distance"), held_out,
+            distance = load_distance(Path(run) / "distance") if (Path(run) / "distance").is_dir() else None
+            row["cost_spearman"] = cost_correlations(runtime, distance, held_out,
                                                      env_name, args.pairs, args.seed, readout)
         env = make(env_name, **({"max_steps": args.max_steps} if args.max_steps else {}))
 
@@ -189,14 +194,13 @@ def main() -> int:
                                                             imagine=args.table_imagine)[0],
                                            args.table_episodes or args.episodes) for name in OPTIMIZERS.names()}
         # (c) flat MPC per cost beside random actions and the simulator reference
-        row["costs"] = {cost: success(build_controller(run, "cem", cost, seed=args.seed, horizon=args.horizon,
-                                                       optimizer_overrides=budget)[0], args.episodes)
-                        for cost in args.costs
-                        if cost != "readout" or has_readout}
-        if "readout" in args.costs and has_readout and (Path(run) / STATE_DYNAMICS_DIR).is_dir():
-            row["costs"]["readout+state"] = success(build_controller(
-                run, "cem", "readout", seed=args.seed, horizon=args.horizon, optimizer_overrides=budget,
-                imagine="state")[0], args.episodes)
+        # (the readout cost also imagined in the task's state, where the run has a state dynamics)
+        has_dynamics = has_readout and (Path(run) / STATE_DYNAMICS_DIR).is_dir()
+        rows = [(cost, imagine) for cost in args.costs for imagine in args.imagine
+                if (cost != "readout" or has_readout) and (imagine == "latent" or (cost == "readout" and has_dynamics))]
+        row["costs"] = {cost + ("" if imagine == "latent" else f"+{imagine}"): success(build_controller(
+            run, "cem", cost, seed=args.seed, horizon=args.horizon, optimizer_overrides=budget, imagine=imagine)[0],
+            args.episodes) for cost, imagine in rows}
         row["random_actions"] = success(RandomActions(env.action_space.shape[0], args.seed), args.episodes)
         row["simulator_cem"] = success(SimulatorCEM(env, make_optimizer("cem", **budget), args.horizon), args.episodes)
         # (d) plan time per control step at N=128, I=3, H=10
