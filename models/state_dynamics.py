@@ -110,7 +110,8 @@ class StateDynamicsNet(LatentNormalized):
 class TorchStateDynamics:
     """hvp.contracts.StateDynamics over a StateDynamicsNet, numpy in and out."""
 
-    def __init__(self, net: StateDynamicsNet, device: str | torch.device | None = "cpu", task: str | None = None) -> None:
+    def __init__(self, net: StateDynamicsNet, device: str | torch.device | None = "cpu",
+                 task: str | None = None) -> None:
         if not isinstance(net, StateDynamicsNet):
             raise TypeError(f"net: expected a StateDynamicsNet, got {type(net).__name__}")
         self.task = task  # the registered task whose true state this predicts (the dataset's env_name)
@@ -137,7 +138,8 @@ class Transitions:
 
 
 def recent_actions(actions: np.ndarray, history: int) -> np.ndarray:
-    """actions float32 [T, A] of one episode -> float32 [T, K, A]: row t holds actions t-1, ..., t-K (zeros before 0)."""
+    """actions float32 [T, A] of one episode -> float32 [T, K, A]: row t holds actions t-1, ..., t-K (zeros before
+    the first)."""
     padded = np.concatenate([np.zeros((history, actions.shape[1]), np.float32), actions.astype(np.float32)])
     return np.stack([padded[history - lag:history - lag + len(actions)] for lag in range(1, history + 1)], axis=1)
 

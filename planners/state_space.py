@@ -49,7 +49,8 @@ class StateSpaceRuntime:
     def observe(self, state: ModelState, images: np.ndarray, actions: np.ndarray) -> ModelState:
         belief, recent = self._split(state)
         belief = self.runtime.observe(belief, images, actions)
-        recent = np.concatenate([actions[:, None].astype(np.float32), recent[:, :-1]], axis=1)[:, :self.dynamics.history]
+        newest_first = np.concatenate([actions[:, None].astype(np.float32), recent[:, :-1]], axis=1)
+        recent = newest_first[:, :self.dynamics.history]
         return {**belief, RECENT_ACTIONS: recent}
 
     def imagine(self, state: ModelState, actions: np.ndarray) -> np.ndarray:
