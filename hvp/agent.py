@@ -88,13 +88,14 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
                      threads: int | None = None, distance_dir: str | Path | None = None,
                      optimizer_overrides: Mapping[str, Any] | None = None,
                      gradient_steps: int = 0, readout_dir: str | Path | None = None, imagine: str = "latent",
-                     dynamics_dir: str | Path | None = None) -> tuple[Controller, Decode | None]:
+                     dynamics_dir: str | Path | None = None, proprio: bool = False) -> tuple[Controller, Decode | None]:
     """-> (controller, decode of its imagined latents for videos, or None) for the world model in `run_dir`.
 
     `planner` is an optimizer name (hvp.planners.OPTIMIZERS) or "random-actions". imagine "state" rolls plans out
     in the task's state (planners/state_space.py): the readout in `readout_dir` reads it out of every belief, the
     state dynamics in `dynamics_dir` (default RUN/state_dynamics, hvp train-state-dynamics) predicts it; the cost
-    is then the task's state cost, so `cost` must be "readout".
+    is then the task's state cost, so `cost` must be "readout"; with `proprio`, the state dims the robot's
+    proprioception measures (obs["state"]) replace the readout's estimates.
     """
     names = planner_names()
     if planner not in names:
@@ -106,6 +107,8 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
     if imagine == "state" and cost != "readout":
         raise ValueError(f"cost: imagine 'state' plans on the task's state cost, so it needs cost 'readout' "
                          f"(got {cost!r})")
+    if proprio and imagine != "state":
+        raise ValueError("proprio: proprioception enters the read-out state, so it needs imagine 'state'")
     from hvp.models.runtime import load_runtime
 
     runtime = load_runtime(str(run_dir), device=device, threads=threads)
@@ -122,8 +125,9 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
         device = getattr(runtime, "device", None)
         runtime, cost_term = state_space_planning(
             runtime, load_readout(readout_dir, device=device),
-            load_state_dynamics(dynamics_dir or Path(run_dir) / STATE_DYNAMICS_DIR, device=device))
-        return mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides), None
+            load_state_dynamics(dynamics_dir or Path(run_dir) / STATE_DYNAMICS_DIR, device=device), proprio)
+        return mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides,
+                              proprio=proprio), None
     cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR, readout_dir)
     return (mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides, gradient_steps),
             runtime.decode)

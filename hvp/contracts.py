@@ -55,6 +55,14 @@ class ModelRuntime(Protocol):
         """The planning latent of a state: float32 [B, D], comparable with encode()."""
 
 
+@runtime_checkable
+class ProprioceptiveRuntime(ModelRuntime, Protocol):
+    """A ModelRuntime that also takes the robot's proprioception (obs["state"]) beside each image."""
+
+    def observe_proprio(self, state: ModelState, proprio: np.ndarray) -> ModelState:
+        """The state after proprio float32 [B, P] was measured with the image just observed; a new state."""
+
+
 Vjp = Callable[[np.ndarray], np.ndarray]  # output gradients -> input gradients (a vector-Jacobian product)
 
 

@@ -84,19 +84,22 @@ def planning_cost(name: str, model_dir: str | os.PathLike, threads: int | None =
     return StateCost(readout, task_state_cost(readout.task), weighting="all")
 
 
-def state_space_planning(runtime: ModelRuntime, readout: Any, dynamics: Any) -> tuple[ModelRuntime, CostTerm]:
+def state_space_planning(runtime: ModelRuntime, readout: Any, dynamics: Any,
+                         proprio: bool = False) -> tuple[ModelRuntime, CostTerm]:
     """-> (a StateSpaceRuntime: plans imagined in the task's state that `readout` reads out of `runtime`'s beliefs
-    and `dynamics` predicts, the task's state cost on those states). Torch or onnxruntime models alike."""
+    and `dynamics` predicts, the task's state cost on those states). Torch or onnxruntime models alike. With
+    `proprio`, the state dims the task's proprioception measures come from it (hvp.sim.task_proprio_state_dims)."""
     from hvp.planners.costs import StateCost
     from hvp.planners.state_space import StateSpaceRuntime
-    from hvp.sim import task_state_cost
+    from hvp.sim import task_proprio_state_dims, task_state_cost
 
-    space = StateSpaceRuntime(runtime, readout, dynamics)
+    task = getattr(readout, "task", None)
+    space = StateSpaceRuntime(runtime, readout, dynamics, task_proprio_state_dims(task) if proprio else ())
     return space, StateCost(None, task_state_cost(space.task), weighting="all")
 
 
-def onnx_state_space(runtime: ModelRuntime, model_dir: str | os.PathLike,
-                     threads: int | None = None) -> tuple[ModelRuntime, CostTerm]:
+def onnx_state_space(runtime: ModelRuntime, model_dir: str | os.PathLike, threads: int | None = None,
+                     proprio: bool = False) -> tuple[ModelRuntime, CostTerm]:
     """state_space_planning over the exported state readout and state dynamics of `model_dir`."""
     from hvp.real.onnx_folder import ModelFolderError, read_manifest
     from hvp.real.onnx_readout import OnnxReadout
@@ -108,21 +111,23 @@ def onnx_state_space(runtime: ModelRuntime, model_dir: str | os.PathLike,
                                "train them (hvp train-readout RUN --data DATA.hdf5, hvp train-state-dynamics RUN "
                                "--data DATA.hdf5) and export the run again, or imagine 'latent'")
     return state_space_planning(runtime, OnnxReadout(model_dir, threads=threads),
-                                OnnxStateDynamics(model_dir, threads=threads))
+                                OnnxStateDynamics(model_dir, threads=threads), proprio)
 
 
 def mpc_controller(runtime: ModelRuntime, cost: CostTerm, planner: str = "cem", preset: str = "cpu",
                    horizon: int | None = None, seed: int = 0,
-                   optimizer_overrides: Mapping[str, Any] | None = None, gradient_steps: int = 0) -> Controller:
+                   optimizer_overrides: Mapping[str, Any] | None = None, gradient_steps: int = 0,
+                   proprio: bool = False) -> Controller:
     """A LatentMPC over `runtime` with a registered optimizer (hvp.planners.OPTIMIZERS) and `cost`; with
-    `gradient_steps`, each plan is polished by that many Adam steps through the model (torch runtimes only).
+    `gradient_steps`, each plan is polished by that many Adam steps through the model (torch runtimes only); with
+    `proprio`, each obs["state"] goes to the runtime too (a ProprioceptiveRuntime).
 
     The one place a flat controller is assembled: the lab (hvp.agent), the playground and the robot use it.
     """
     from hvp.planners import make_optimizer
     from hvp.planners.mpc import LatentMPC, MPCConfig
 
-    config = MPCConfig.preset(preset, seed=seed, gradient_steps=gradient_steps,
+    config = MPCConfig.preset(preset, seed=seed, gradient_steps=gradient_steps, proprio=proprio,
                               **({"horizon": horizon} if horizon else {}))
     optimizer = make_optimizer(planner, preset=preset, **dict(optimizer_overrides or {}))
     return LatentMPC(runtime, optimizer, cost, config)

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from hvp.config import Config, require
-from hvp.contracts import DifferentiableRuntime, ModelRuntime, Optimizer, check_array
+from hvp.contracts import DifferentiableRuntime, ModelRuntime, Optimizer, ProprioceptiveRuntime, check_array
 from hvp.planners.costs import CostTerm, differentiable
 from hvp.planners.gradient import refine_plan
 
@@ -41,6 +41,7 @@ class MPCConfig(Config):
     seed: int = 0  # default seed of reset()
     gradient_steps: int = 0  # Adam steps refining each optimized plan through the model's gradients; 0 = off
     gradient_step_size: float = 0.05  # their step size, in action units
+    proprio: bool = False  # hand obs["state"] (proprioception) to the runtime after each image (observe_proprio)
 
     def validate(self) -> None:
         require(self.horizon >= 1, "horizon must be >= 1 (got {})", self.horizon)
@@ -85,6 +86,9 @@ class LatentMPC:
             raise TypeError(f"cost: expected a cost term (latents, actions, target) -> [N], got {type(cost).__name__}")
         self.runtime, self.optimizer, self.cost = runtime, optimizer, cost
         self.config = config or MPCConfig()
+        if self.config.proprio and not isinstance(runtime, ProprioceptiveRuntime):
+            raise TypeError(f"proprio: the runtime ({type(runtime).__name__}) has no observe_proprio(); use one that "
+                            "takes proprioception (hvp.planners.state_space.StateSpaceRuntime), or set proprio=False")
         if self.config.gradient_steps:
             if not isinstance(runtime, DifferentiableRuntime):
                 raise TypeError(f"gradient_steps: the runtime ({type(runtime).__name__}) has no imagine_vjp(); "
@@ -118,6 +122,10 @@ class LatentMPC:
         image = self._check_image('obs["image"]', obs["image"])
         # filter: the image is the outcome of the action returned last time
         belief = self.runtime.observe(state["belief"], image[None], state["last_action"][None])
+        if self.config.proprio:
+            if "state" not in obs:
+                raise KeyError(f"obs: expected a 'state' entry (proprioception; proprio=True), got keys {sorted(obs)}")
+            belief = self.runtime.observe_proprio(belief, np.asarray(obs["state"], np.float32)[None])
         state = {**state, "belief": belief, "plan_seconds": 0.0}
         if state["stale"] or state["age"] >= self.config.replan_every:
             state = self.replan(state)

@@ -50,6 +50,16 @@ def task_state_cost(name: str | None) -> Callable[[np.ndarray, np.ndarray], np.n
     return cost
 
 
+def task_proprio_state_dims(name: str | None) -> tuple[int, ...]:
+    """The true-state dims that registered task `name`'s proprioception measures, in its order (proprio()[j] is
+    true_state[dims[j]]), without building the task; a clear error where it measures none."""
+    dims = tuple(getattr(ENVS.entry(name).resolve(), "proprio_state_dims", ())) if name else ()
+    if not dims:
+        raise ValueError(f"task {name!r}: its proprioception measures no part of its true state "
+                         "(no proprio_state_dims); plan without proprioception")
+    return dims
+
+
 def names() -> list[str]:
     return ENVS.names()
 

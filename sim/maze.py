@@ -41,6 +41,7 @@ class MazeEnv(MujocoTaskEnv):
     """state = ball (x, y, vx, vy); true_state = ball (x, y); goal = target (x, y)."""
 
     planar_agent = True  # true_state[:2] is a directly actuated point: scripted exploration can steer it
+    proprio_state_dims = (0, 1)  # the ball is the agent: its position is proprioception
 
     def __init__(self, difficulty: str = "easy", max_steps: int | None = None, **kwargs) -> None:
         if difficulty not in LAYOUTS:

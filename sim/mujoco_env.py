@@ -62,6 +62,8 @@ class MujocoTaskEnv(gym.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    # true_state dims that proprio() measures, in proprio's order (proprio()[j] is true_state[dims[j]])
+    proprio_state_dims: tuple[int, ...] = ()
     camera = "top"
     frame_skip = 10  # physics steps per control step (timestep 0.01 s -> 10 Hz control)
 

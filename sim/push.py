@@ -56,6 +56,7 @@ class PushEnv(MujocoTaskEnv):
 
     planar_agent = True  # true_state[:2] is a directly actuated point: scripted exploration can steer it
     pushable_object = True  # true_state[2:4] is the block: the push policy drives it
+    proprio_state_dims = (0, 1)  # the pusher's position is the robot's own
 
     def __init__(self, variant: str = "push", max_steps: int | None = None, **kwargs) -> None:
         if variant not in WALL_LAYOUTS:

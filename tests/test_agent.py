@@ -161,6 +161,12 @@ def test_cli_train_state_dynamics_then_plan_imagining_in_the_state(run_dir, tmp_
     controller, decode = build_controller(run_dir, "cem", "readout", preset="debug", readout_dir=readout,
                                           imagine="state", dynamics_dir=dynamics)
     assert decode is None and controller.runtime.latent_dim == 2  # the maze's state: the ball's (x, y)
+    assert main(["plan", "--env", "maze-easy", "--model", run_dir, "--cost", "readout", "--readout", str(readout),
+                 "--imagine", "state", "--state-dynamics", str(dynamics), "--proprio", "--preset", "debug",
+                 "--episodes", "1", "--max-steps", "2", "--videos", "0", "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "summary.json").read_text())["proprio"] is True
+    with pytest.raises(ValueError, match="proprio: proprioception enters the read-out state"):
+        build_controller(run_dir, "cem", "readout", proprio=True)
     with pytest.raises(ValueError, match="imagine 'state' plans on the task's state cost"):
         build_controller(run_dir, "cem", "temporal", imagine="state")
     with pytest.raises(ValueError, match="imagine: expected one of latent, state, got 'pixels'"):

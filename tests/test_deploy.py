@@ -227,10 +227,11 @@ def readout_model_dir(model_dir):
     return run / "onnx"
 
 
-@pytest.mark.parametrize("imagine", ["latent", "state"])
+@pytest.mark.parametrize("imagine", [["latent"], ["state"], ["state", "--proprio"]])
 def test_deploy_plans_with_the_exported_readout_and_its_task_cost(readout_model_dir, tmp_path, imagine):
     """The readout cost on the robot side: onnxruntime readout + maze-easy's state_cost, still without torch; plans
-    imagined by the world model, or in the state by the exported state dynamics."""
+    imagined by the world model, or in the state by the exported state dynamics (with the robot's proprioception
+    in place of the readout's ball position)."""
     model_hash = OnnxRuntime(readout_model_dir, threads=1, warmup=False).model_hash
     server = subprocess.Popen([sys.executable, "-m", "hvp.cli", "robot-server", "--driver", "sim:maze-easy",
                                "--bind", "tcp://127.0.0.1:*", "--model-hash", model_hash],
@@ -238,7 +239,7 @@ def test_deploy_plans_with_the_exported_readout_and_its_task_cost(readout_model_
     try:
         endpoint = server.stdout.readline().split(" listening on ")[1].split()[0]
         result = deploy("--connect", endpoint, "--model", str(readout_model_dir), "--episodes", "1", "--max-steps", "4",
-                        "--preset", "debug", "--cost", "readout", "--imagine", imagine, "--threads", "1",
+                        "--preset", "debug", "--cost", "readout", "--imagine", *imagine, "--threads", "1",
                         "--record", str(tmp_path / "r.json"))
     finally:
         server.terminate()

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="roll plans out with the world model's prior (latent) or, with --cost readout, in the "
                              "task's state read out of each belief (state: needs the exported state readout and state "
                              "dynamics, hvp train-state-dynamics then hvp export)")
+    parser.add_argument("--proprio", action="store_true",
+                        help="with --imagine state: the robot's proprioception (obs['state']) gives the state dims it "
+                             "measures instead of the readout")
     parser.add_argument("--planner", default="cem", help="optimizer: random, cem, icem, mppi, cmaes")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")
@@ -74,10 +77,13 @@ def run(args: argparse.Namespace) -> int:
             if args.cost != "readout" or args.hierarchical:
                 raise ValueError("--imagine state plans flat on the task's state cost: use --cost readout without "
                                  f"--hierarchical (got --cost {args.cost}{' --hierarchical' * args.hierarchical})")
-            planning_runtime, cost = onnx_state_space(runtime, args.model, args.threads)
+            planning_runtime, cost = onnx_state_space(runtime, args.model, args.threads, args.proprio)
+        elif args.proprio:
+            raise ValueError("--proprio: proprioception enters the read-out state, so it needs --imagine state")
         else:
             planning_runtime, cost = runtime, planning_cost(args.cost, args.model, args.threads)
-        controller = mpc_controller(planning_runtime, cost, args.planner, args.preset, args.horizon, args.seed)
+        controller = mpc_controller(planning_runtime, cost, args.planner, args.preset, args.horizon, args.seed,
+                                    proprio=args.proprio)
         if args.hierarchical:
             controller = onnx_hierarchical(controller, args.model, args.subgoals, graph_nodes=args.graph_nodes,
                                            count=args.subgoal_count, preset=args.preset, threads=args.threads)

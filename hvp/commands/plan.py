@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="roll plans out with the world model's prior (latent) or, with --cost readout, in the "
                              "task's state read out of each belief (state: needs MODEL/state_dynamics from "
                              "hvp train-state-dynamics)")
+    parser.add_argument("--proprio", action="store_true",
+                        help="with --imagine state: the robot's proprioception (obs['state']) gives the state dims it "
+                             "measures (push: the pusher's position) instead of the readout")
     parser.add_argument("--state-dynamics", help="state dynamics folder for --imagine state "
                                                  "(default: MODEL/state_dynamics)")
     parser.add_argument("--distance", help="temporal-distance folder (default: MODEL/distance)")
@@ -74,14 +77,15 @@ def run(args: argparse.Namespace) -> int:
                                           threads=args.threads, distance_dir=args.distance,
                                           optimizer_overrides=overrides, gradient_steps=args.gradient_steps,
                                           readout_dir=args.readout, imagine=args.imagine,
-                                          dynamics_dir=args.state_dynamics)
+                                          dynamics_dir=args.state_dynamics, proprio=args.proprio)
     env = make(args.env, **({"max_steps": args.max_steps} if args.max_steps else {}))
     if args.imagine == "state" and hasattr(controller, "runtime"):  # the imagined states, drawn by the simulator
         decode = state_frames(env, controller.runtime.latent_dim)
-    imagined = "" if args.imagine == "latent" else f"_{args.imagine}"
+    imagined = ("" if args.imagine == "latent" else f"_{args.imagine}") + ("_proprio" if args.proprio else "")
     out = Path(args.out or Path(args.model) / f"plan_{args.planner}_{args.cost}{imagined}")
     meta = {"env": args.env, "model": args.model, "planner": args.planner, "cost": args.cost, "preset": args.preset,
-            **overrides, "horizon": args.horizon, "gradient_steps": args.gradient_steps, "imagine": args.imagine}
+            **overrides, "horizon": args.horizon, "gradient_steps": args.gradient_steps, "imagine": args.imagine,
+            "proprio": args.proprio}
     try:
         summary = evaluate(env, controller, args.episodes, args.seed, out, args.videos, decode,
                            progress=not args.no_progress, meta=meta)

@@ -15,7 +15,7 @@ from hvp.contracts import ModelRuntime
 from hvp.planners import make_optimizer
 from hvp.planners.costs import StateCost
 from hvp.planners.mpc import LatentMPC, MPCConfig
-from hvp.planners.state_space import RECENT_ACTIONS, StateSpaceRuntime
+from hvp.planners.state_space import PROPRIO, RECENT_ACTIONS, StateSpaceRuntime
 
 
 class ScaledReadout:
@@ -89,10 +89,50 @@ def test_latent_mpc_reaches_the_goal_imagining_in_the_state(space, linear_runtim
     np.testing.assert_array_equal(states[-1]["belief"][RECENT_ACTIONS][0, 0], actions[-2])
 
 
+def test_proprioception_replaces_the_readout_where_it_measures(linear_runtime):
+    space = StateSpaceRuntime(linear_runtime, ScaledReadout(), LinearStateDynamics(), proprio_dims=(0, 1))
+    image = LinearRuntime.render(START[None])
+    state = space.observe(space.initial_state(1), image, np.zeros((1, 2), np.float32))
+    np.testing.assert_allclose(space.latent(state), 2 * START[None], atol=1e-5)  # nothing measured yet: the readout
+    measured = space.observe_proprio(state, np.array([[0.25, -0.75, 9.0]], np.float32))  # extra values are ignored
+    np.testing.assert_allclose(space.latent(measured), [[0.25, -0.75, 2 * START[2], 2 * START[3]]], atol=1e-5)
+    assert np.isnan(state[PROPRIO]).all()  # observe_proprio returned a new state
+    # the measurement is kept through the next image until the next measurement, and starts every rollout
+    later = space.observe(measured, image, np.zeros((1, 2), np.float32))
+    np.testing.assert_array_equal(later[PROPRIO], [[0.25, -0.75]])
+    path = space.imagine(later, np.zeros((3, 1, 2), np.float32))
+    first_step = [0.25 + 0.5 * 2 * START[2], -0.75 + 0.5 * 2 * START[3]]  # measured position + half a velocity
+    np.testing.assert_allclose(path[:, 0, :2], np.repeat([first_step], 3, 0), atol=1e-5)
+    with pytest.raises(ValueError, match="at least 2 finite values"):
+        space.observe_proprio(state, np.array([[np.nan, 0.0]], np.float32))
+    with pytest.raises(ValueError, match="proprio: expected shape"):
+        space.observe_proprio(state, np.zeros((2, 2), np.float32))
+    with pytest.raises(ValueError, match="proprio_dims: expected state dims in"):
+        StateSpaceRuntime(linear_runtime, ScaledReadout(), LinearStateDynamics(), proprio_dims=(4,))
+
+
+def test_latent_mpc_hands_proprioception_to_the_runtime(linear_runtime):
+    space = StateSpaceRuntime(linear_runtime, ScaledReadout(), LinearStateDynamics(), proprio_dims=(0, 1))
+    controller = LatentMPC(space, make_optimizer("cem"), StateCost(None, distance_to_goal),
+                           MPCConfig.preset("cpu", proprio=True))
+    state = controller.reset(LinearRuntime.render(GOAL[None])[0])
+    obs = {"image": LinearRuntime.render(START[None])[0], "state": np.array([0.1, 0.2, 0.0, 0.0], np.float32)}
+    state, _ = controller.act(state, obs)
+    np.testing.assert_array_equal(state["belief"][PROPRIO], obs["state"][None, :2])
+    with pytest.raises(KeyError, match="expected a 'state' entry"):
+        controller.act(state, {"image": obs["image"]})
+    with pytest.raises(TypeError, match="has no observe_proprio"):
+        LatentMPC(linear_runtime, make_optimizer("cem"), StateCost(None, distance_to_goal), MPCConfig(proprio=True))
+    without_dims = LatentMPC(StateSpaceRuntime(linear_runtime, ScaledReadout(), LinearStateDynamics()),
+                             make_optimizer("cem"), StateCost(None, distance_to_goal), MPCConfig(proprio=True))
+    with pytest.raises(TypeError, match="built without proprio_dims"):
+        without_dims.act(without_dims.reset(obs["image"]), obs)
+
+
 def test_errors_name_what_is_wrong(space, linear_runtime):
     with pytest.raises(TypeError, match="have no image"):
         space.decode(np.zeros((1, 4), np.float32))
-    with pytest.raises(KeyError, match="recent_actions"):
+    with pytest.raises(KeyError, match="'recent_actions' and 'proprio' entries"):
         space.imagine(linear_runtime.initial_state(1), np.zeros((1, 3, 2), np.float32))
     with pytest.raises(ValueError, match=r"state\['recent_actions'\]"):
         space.imagine({**space.initial_state(1), RECENT_ACTIONS: np.zeros((1, 1, 2), np.float32)},

@@ -72,6 +72,24 @@ def test_render_state_shows_a_state_and_leaves_the_episode_as_it_was():
         env.close()
 
 
+@pytest.mark.parametrize("name", ["push", "maze-easy"])
+def test_proprioception_measures_the_true_state_dims_the_task_declares(name):
+    from hvp.sim import make, task_proprio_state_dims
+
+    dims = task_proprio_state_dims(name)
+    env = make(name, max_steps=10)
+    try:
+        env.reset(seed=2)
+        for _ in range(5):
+            obs, *_ = env.step(np.array([0.7, 0.4], np.float32))
+            true_state = env.unwrapped.true_state(env.unwrapped.data)
+            np.testing.assert_allclose(obs["state"][:len(dims)], true_state[list(dims)], atol=1e-6)
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="'reach': its proprioception measures no part of its true state"):
+        task_proprio_state_dims("reach")
+
+
 def test_goal_image_shows_the_goal_state():
     """Moving the ball onto the goal reproduces the goal image (the goal is what it shows)."""
     env = MazeEnv("easy")
