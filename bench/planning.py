@@ -12,7 +12,8 @@
     cost on states read out of the latents, where RUN_DIR/readout exists) beside random actions and beside CEM on
     the simulator itself (reference upper bound: MuJoCo copies, the task's state cost on true states; never used
     by hvp's controllers); where RUN_DIR/state_dynamics exists (hvp train-state-dynamics) also the readout cost with
-    plans imagined in the task's state (hvp plan --imagine state), row "readout+state";
+    plans imagined in the task's state (hvp plan --imagine state), row "readout+state" (with --proprio also
+    "readout+state+proprio");
     (d) plan time per control step with the trained model (cem row). Writes bench/results/planning.json.
 """
 from __future__ import annotations
@@ -138,6 +139,9 @@ def main() -> int:
     parser.add_argument("--imagine", nargs="+", default=list(IMAGINATIONS), choices=IMAGINATIONS,
                         help="how the rows of (c) roll plans out; state: the readout cost only, where "
                              "RUN_DIR/state_dynamics exists (hvp train-state-dynamics)")
+    parser.add_argument("--proprio", action="store_true",
+                        help="each state row of (c) also with the robot's proprioception in the state "
+                             "(hvp plan --proprio)")
     parser.add_argument("--costs", nargs="+", default=list(COSTS), choices=COSTS,
                         help="cost rows of (c); readout only where RUN_DIR/readout exists (hvp train-readout)")
     parser.add_argument("--seed", type=int, default=0)
@@ -196,11 +200,14 @@ def main() -> int:
         # (c) flat MPC per cost beside random actions and the simulator reference
         # (the readout cost also imagined in the task's state, where the run has a state dynamics)
         has_dynamics = has_readout and (Path(run) / STATE_DYNAMICS_DIR).is_dir()
-        rows = [(cost, imagine) for cost in args.costs for imagine in args.imagine
+        # (and with --proprio, once more with the robot's proprioception in the state)
+        rows = [(cost, imagine, proprio) for cost in args.costs for imagine in args.imagine
+                for proprio in ((False, True) if args.proprio and imagine == "state" else (False,))
                 if (cost != "readout" or has_readout) and (imagine == "latent" or (cost == "readout" and has_dynamics))]
-        row["costs"] = {cost + ("" if imagine == "latent" else f"+{imagine}"): success(build_controller(
-            run, "cem", cost, seed=args.seed, horizon=args.horizon, optimizer_overrides=budget, imagine=imagine)[0],
-            args.episodes) for cost, imagine in rows}
+        row["costs"] = {cost + ("" if imagine == "latent" else f"+{imagine}") + ("+proprio" if proprio else ""):
+                        success(build_controller(run, "cem", cost, seed=args.seed, horizon=args.horizon,
+                                                 optimizer_overrides=budget, imagine=imagine, proprio=proprio)[0],
+                                args.episodes) for cost, imagine, proprio in rows}
         row["random_actions"] = success(RandomActions(env.action_space.shape[0], args.seed), args.episodes)
         row["simulator_cem"] = success(SimulatorCEM(env, make_optimizer("cem", **budget), args.horizon), args.episodes)
         # (d) plan time per control step at N=128, I=3, H=10
