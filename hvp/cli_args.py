@@ -37,3 +37,14 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
 def data_summary(record: dict[str, Any]) -> str:
     """One line on what a train_distance / train_subgoals record was trained on and how long it took."""
     return f"trained on {record['frames']} frames of {record['episodes']} episodes in {record['wall_s']:.0f} s"
+
+
+def add_imagination_arguments(parser: argparse.ArgumentParser, *, state_needs: str) -> None:
+    """--imagine latent|state and --proprio, shared by hvp plan and hvp deploy; `state_needs` says where the state
+    readout and state dynamics come from for that verb."""
+    parser.add_argument("--imagine", default="latent", choices=("latent", "state"),
+                        help="roll plans out with the world model's prior (latent) or, with --cost readout, in the "
+                             f"task's state read out of each belief (state: needs {state_needs})")
+    parser.add_argument("--proprio", action="store_true",
+                        help="with --imagine state: the robot's proprioception (obs['state']) gives the state dims it "
+                             "measures (push: the pusher's position) instead of the readout")

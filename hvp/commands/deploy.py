@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hvp.cli_args import add_imagination_arguments
+
 HELP = ("drive a robot server with latent MPC, flat or under subgoals (--hierarchical), over an ONNX model "
         "(hvp export): handshake, arm, episodes, disarm")
 
@@ -19,13 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="temporal: the exported temporal-distance model (hvp train-distance, then hvp export); "
                              "readout: the task's state cost on the exported state readout (hvp train-readout, then "
                              "hvp export); latent: squared latent distance")
-    parser.add_argument("--imagine", default="latent", choices=("latent", "state"),
-                        help="roll plans out with the world model's prior (latent) or, with --cost readout, in the "
-                             "task's state read out of each belief (state: needs the exported state readout and state "
-                             "dynamics, hvp train-state-dynamics then hvp export)")
-    parser.add_argument("--proprio", action="store_true",
-                        help="with --imagine state: the robot's proprioception (obs['state']) gives the state dims it "
-                             "measures instead of the readout")
+    add_imagination_arguments(parser, state_needs="the exported state readout and state dynamics, "
+                                                  "hvp train-state-dynamics then hvp export")
     parser.add_argument("--planner", default="cem", help="optimizer: random, cem, icem, mppi, cmaes")
     parser.add_argument("--preset", default="cpu", choices=("debug", "cpu", "gpu"), help="optimizer and MPC sizes")
     parser.add_argument("--horizon", type=int, help="planning horizon H (overrides the preset)")

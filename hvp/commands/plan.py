@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from hvp.cli_args import add_imagination_arguments
+
 HELP = "plan to goal images with latent MPC (or random actions) over seeded episodes: success, timing, videos"
 
 
@@ -14,13 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cost", default="temporal",
                         help="latent | temporal (needs MODEL/distance) | pixel | readout (needs MODEL/readout)")
     parser.add_argument("--readout", help="state readout folder for --cost readout (default: MODEL/readout)")
-    parser.add_argument("--imagine", default="latent", choices=("latent", "state"),
-                        help="roll plans out with the world model's prior (latent) or, with --cost readout, in the "
-                             "task's state read out of each belief (state: needs MODEL/state_dynamics from "
-                             "hvp train-state-dynamics)")
-    parser.add_argument("--proprio", action="store_true",
-                        help="with --imagine state: the robot's proprioception (obs['state']) gives the state dims it "
-                             "measures (push: the pusher's position) instead of the readout")
+    add_imagination_arguments(parser, state_needs="MODEL/state_dynamics from hvp train-state-dynamics")
     parser.add_argument("--state-dynamics", help="state dynamics folder for --imagine state "
                                                  "(default: MODEL/state_dynamics)")
     parser.add_argument("--distance", help="temporal-distance folder (default: MODEL/distance)")
