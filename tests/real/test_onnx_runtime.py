@@ -215,6 +215,18 @@ def test_export_refuses_a_graph_that_does_not_reproduce_its_module(tmp_path):
     assert not (tmp_path / MANIFEST_FILE).exists()
 
 
+def test_export_refuses_a_state_dynamics_of_other_actions(exported, tmp_path):
+    from hvp.models.checkpoint import CheckpointError
+    from hvp.models.export import export_run
+    from hvp.models.state_dynamics import StateDynamicsConfig, StateDynamicsNet, save_state_dynamics
+
+    dynamics = tmp_path / "state_dynamics"
+    save_state_dynamics(dynamics, StateDynamicsNet(StateDynamicsConfig.preset("debug", state_dim=5, action_dim=3)),
+                        {"task": "push"})
+    with pytest.raises(CheckpointError, match="predicts under 3-dim actions, the world model takes 2"):
+        export_run(exported[0], tmp_path / "onnx", state_dynamics_dir=dynamics)
+
+
 @pytest.fixture(scope="module")
 def twins(exported):
     """{"distance" | "subgoals" | "readout" | "state_dynamics": (torch model, onnxruntime model)} of the run and its
