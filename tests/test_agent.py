@@ -167,6 +167,8 @@ def test_cli_train_state_dynamics_then_plan_imagining_in_the_state(run_dir, tmp_
     assert json.loads((out / "summary.json").read_text())["proprio"] is True
     with pytest.raises(ValueError, match="proprio: proprioception enters the read-out state"):
         build_controller(run_dir, "cem", "readout", proprio=True)
+    with pytest.raises(SystemExit, match="--hierarchical plans subgoals in the world model's latent"):
+        main(["plan", "--env", "maze-easy", "--model", run_dir, "--hierarchical", "--imagine", "state"])
     with pytest.raises(ValueError, match="imagine 'state' plans on the task's state cost"):
         build_controller(run_dir, "cem", "temporal", imagine="state")
     with pytest.raises(ValueError, match="imagine: expected one of latent, state, got 'pixels'"):

@@ -67,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("population", args.population), ("iterations", args.iterations)) if v is not None}
     if args.hierarchical:
+        if args.imagine != "latent" or args.proprio:
+            raise SystemExit("hvp plan: --hierarchical plans subgoals in the world model's latent; it takes neither "
+                             "--imagine state nor --proprio")
         return run_hierarchical(args)
     controller, decode = build_controller(args.model, args.planner, args.cost, preset=args.preset,
                                           horizon=args.horizon, seed=args.seed, device=args.device,
