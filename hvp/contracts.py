@@ -213,6 +213,11 @@ def check_state_rollout(dynamics: StateDynamics, states: Any, recent_actions: An
     return states, recent_actions, actions
 
 
+def with_newest_action(recent_actions: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """recent_actions [B, K, A] (newest first), the actions just executed [B, A] -> the K most recent, newest first."""
+    return np.concatenate([actions[:, None].astype(np.float32), recent_actions], axis=1)[:, :recent_actions.shape[1]]
+
+
 def check_latent_pair(latents_a: Any, latents_b: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """The arguments of Distance.steps checked: float32 [N, dim] and [N or 1, dim] -> (latents_a, latents_b)."""
     a = check_array("latents_a", latents_a, (None, dim), np.float32)

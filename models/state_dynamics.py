@@ -102,7 +102,7 @@ class StateDynamicsNet(LatentNormalized):
         path = []
         for step in range(actions.shape[1]):
             states = self(states, recent, actions[:, step])
-            recent = torch.cat([actions[:, step:step + 1], recent[:, :-1]], dim=1)[:, :self.config.history]
+            recent = torch.cat([actions[:, step:step + 1], recent], dim=1)[:, :self.config.history]  # newest first
             path.append(states)
         return torch.stack(path, dim=1)
 
@@ -209,11 +209,10 @@ def train_state_dynamics(dataset: TrajectoryDataset, out: str | Path, *, preset:
     fit_set, test_set = dataset.split(held_out, seed=train.seed) if held_out > 0 else (dataset, None)
     if not fit_set.episodes:
         raise ValueError("dataset: expected at least one episode, got none")
-    first = fit_set.episodes[0]
-    model = StateDynamicsConfig.preset(preset, **{"state_dim": np.shape(first.get("true_state", [[0]]))[1],
-                                                  "action_dim": np.shape(first["action"])[1],
-                                                  **(model_overrides or {})})
+    model = StateDynamicsConfig.preset(preset, **(model_overrides or {}))
     samples = transitions(fit_set.episodes, model.history)
+    # the state and action sizes are the dataset's
+    model = dataclasses.replace(model, state_dim=samples.states.shape[1], action_dim=samples.actions.shape[1])
     task = dataset.env_args.get("env_name")
     dynamics = TorchStateDynamics(fit_state_dynamics(samples, model, train, progress=progress, threads=threads),
                                   task=task)

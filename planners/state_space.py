@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hvp.contracts import ModelRuntime, ModelState, StateDynamics, StateReadout, check_array
+from hvp.contracts import ModelRuntime, ModelState, StateDynamics, StateReadout, check_array, with_newest_action
 
 RECENT_ACTIONS = "recent_actions"  # float32 [B, K, A], newest first
 PROPRIO = "proprio"  # float32 [B, P]: the last proprioception, NaN before the first
@@ -59,9 +59,7 @@ class StateSpaceRuntime:
     def observe(self, state: ModelState, images: np.ndarray, actions: np.ndarray) -> ModelState:
         belief, recent = self._split(state)
         belief = self.runtime.observe(belief, images, actions)
-        newest_first = np.concatenate([actions[:, None].astype(np.float32), recent[:, :-1]], axis=1)
-        recent = newest_first[:, :self.dynamics.history]
-        return {**belief, RECENT_ACTIONS: recent, PROPRIO: state[PROPRIO]}
+        return {**belief, RECENT_ACTIONS: with_newest_action(recent, actions), PROPRIO: state[PROPRIO]}
 
     def observe_proprio(self, state: ModelState, proprio: np.ndarray) -> ModelState:
         """proprio float32 [B, P >= len(proprio_dims)]: its first len(proprio_dims) values replace the readout's
@@ -78,7 +76,7 @@ class StateSpaceRuntime:
 
     def imagine(self, state: ModelState, actions: np.ndarray) -> np.ndarray:
         belief, recent = self._split(state)
-        states = self.latent(state)
+        states = self._states(belief, state[PROPRIO])
         if len(states) == 1 and len(actions) > 1:  # a batch-1 belief plans a whole population
             states, recent = np.repeat(states, len(actions), 0), np.repeat(recent, len(actions), 0)
         return self.dynamics.rollout(states, recent, actions).astype(np.float32)
@@ -88,9 +86,13 @@ class StateSpaceRuntime:
                         "state cost (StateCost(None, task.state_cost)), not a pixel cost")
 
     def latent(self, state: ModelState) -> np.ndarray:
-        states = self._read(self.runtime.latent(self._split(state)[0]))
-        measured = np.isfinite(state[PROPRIO])  # before the first measurement, the readout's estimate stands
-        states[:, self.proprio_dims] = np.where(measured, state[PROPRIO], states[:, self.proprio_dims])
+        return self._states(self._split(state)[0], state[PROPRIO])
+
+    def _states(self, belief: ModelState, proprio: np.ndarray) -> np.ndarray:
+        """The belief's read-out states [B, S], the measured dims taken from proprio [B, P] where it holds values."""
+        states = self._read(self.runtime.latent(belief))
+        measured = np.isfinite(proprio)  # before the first measurement, the readout's estimate stands
+        states[:, self.proprio_dims] = np.where(measured, proprio, states[:, self.proprio_dims])
         return states
 
     def _read(self, latents: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hvp.contracts import check_state_rollout
+from hvp.contracts import check_state_rollout, with_newest_action
 from hvp.real.onnx_folder import OneGraphModel
 
 KIND = "state_dynamics"
@@ -37,6 +37,6 @@ class OnnxStateDynamics(OneGraphModel):
         path = []
         for step in range(actions.shape[1]):
             states = self.run(states=states, recent_actions=recent, actions=actions[:, step])
-            recent = np.concatenate([actions[:, step:step + 1], recent[:, :-1]], axis=1)[:, :self.history]
+            recent = with_newest_action(recent, actions[:, step])
             path.append(states)
         return np.stack(path, axis=1)
