@@ -32,6 +32,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAIN_STATE_FILE = "train_state.safetensors"
 TRAIN_STEP_FILE = "train_state.json"
+TRAINING_WEIGHTS_PREFIX = "training_weights."  # in TRAIN_STATE_FILE, where model.safetensors holds their average
 
 
 class CheckpointError(ValueError):
@@ -178,13 +179,16 @@ def load_small_model(folder: str | os.PathLike, kind: str, format_version: int,
 
 # -- resume state --------------------------------------------------------------------------
 def save_train_state(run_dir: str | os.PathLike, step: int, optimizer: torch.optim.Optimizer,
-                     rng: np.random.Generator) -> None:
-    """Optimizer moments, torch and numpy RNG states and the step count, for an exact resume."""
+                     rng: np.random.Generator, training_weights: nn.Module | None = None) -> None:
+    """Optimizer moments, torch and numpy RNG states and the step count, for an exact resume; also the weights
+    being trained where model.safetensors holds others (their moving average)."""
     run_dir = Path(run_dir)
     state = optimizer.state_dict()
     tensors = {f"state.{index}.{name}": value.detach().cpu().contiguous()
                for index, slots in state["state"].items() for name, value in slots.items()}
     tensors["torch_rng"] = torch.get_rng_state()
+    if training_weights is not None:
+        tensors.update({f"{TRAINING_WEIGHTS_PREFIX}{name}": value for name, value in _tensors(training_weights).items()})
     _replace_into(run_dir / TRAIN_STATE_FILE, lambda tmp: save_file(tensors, tmp))
     _write_json(run_dir / TRAIN_STEP_FILE, {"format_version": FORMAT_VERSION, "step": step,
                                             "param_groups": state["param_groups"],
@@ -192,8 +196,9 @@ def save_train_state(run_dir: str | os.PathLike, step: int, optimizer: torch.opt
 
 
 def load_train_state(run_dir: str | os.PathLike, optimizer: torch.optim.Optimizer,
-                     rng: np.random.Generator) -> int:
-    """Restore what save_train_state wrote into `optimizer` and `rng`; -> the step to continue from."""
+                     rng: np.random.Generator, model: nn.Module) -> int:
+    """Restore what save_train_state wrote into `optimizer`, `rng` and, where it saved the weights being trained,
+    `model`; -> the step to continue from."""
     run_dir = Path(run_dir)
     path = run_dir / TRAIN_STEP_FILE
     try:
@@ -210,6 +215,11 @@ def load_train_state(run_dir: str | os.PathLike, optimizer: torch.optim.Optimize
         optimizer.load_state_dict({"state": slots, "param_groups": info["param_groups"]})
     except (ValueError, KeyError) as err:
         raise CheckpointError(f"{path}: optimizer state does not match the model ({err})") from err
+    weights = {key[len(TRAINING_WEIGHTS_PREFIX):]: value for key, value in tensors.items()
+               if key.startswith(TRAINING_WEIGHTS_PREFIX)}
+    if weights:
+        _check_tensors(run_dir / TRAIN_STATE_FILE, _tensors(model), weights)
+        model.load_state_dict(weights)
     torch.set_rng_state(tensors["torch_rng"])
     rng.bit_generator.state = info["numpy_rng"]
     return int(info["step"])

@@ -112,6 +112,9 @@ class TrainConfig(Config):
     learning_rate: float = 1.5e-3
     final_lr_fraction: float = 0.1  # cosine decay to learning_rate * this by the last update (1: constant)
     grad_clip: float = 100.0  # max global gradient norm
+    # > 0: the weights saved (and planned with) are an exponential moving average of every update's, with this
+    # decay per update; 0: the last update's
+    ema_decay: float = 0.0
     seed: int = 0
     log_every: int = 10  # updates between metrics.csv rows
     save_every: int = 250  # updates between checkpoints (resume points)
@@ -129,6 +132,7 @@ class TrainConfig(Config):
         require(0 < self.final_lr_fraction <= 1, "TrainConfig.final_lr_fraction must be in (0, 1] (got {})",
                 self.final_lr_fraction)
         require(self.grad_clip > 0, "TrainConfig.grad_clip must be > 0 (got {})", self.grad_clip)
+        require(0 <= self.ema_decay < 1, "TrainConfig.ema_decay must be in [0, 1) (got {})", self.ema_decay)
 
 
 TrainConfig.PRESETS = {

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from hvp.data import TrajectoryDataset
 from hvp.models import checkpoint
@@ -96,7 +97,7 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
     torch.manual_seed(train_config.seed)
     rng = np.random.default_rng(train_config.seed + 1000 * rank)
     resuming, start_step = resume and has_checkpoint, 0
-    if resuming:  # the saved model's own config wins over the preset
+    if resuming:  # the saved model's own config wins over the preset; the weights are the average, if one was kept
         saved_kind, model, _ = checkpoint.load_model(out_dir, device)
         if saved_kind != kind:
             raise checkpoint.CheckpointError(f"out: {out_dir} holds a {saved_kind!r} model; cannot resume it as {kind!r}")
@@ -107,9 +108,15 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
     if (tuple(model.config.image_size), model.config.action_dim) != (model_config.image_size, model_config.action_dim):
         raise ValueError(f"dataset: images {model_config.image_size} and action dim {model_config.action_dim} do not "
                          f"match the model in {out_dir} ({tuple(model.config.image_size)}, {model.config.action_dim})")
+    # the moving average starts from the loaded weights, before the weights being trained replace them
+    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(train_config.ema_decay), use_buffers=True)
+                if train_config.ema_decay and rank == 0 else None)
+    saved = averaged.module if averaged is not None else model  # what model.safetensors holds and fit returns
     optimizer = torch.optim.Adam(model.parameters(), lr=train_config.learning_rate, eps=1e-5)
     if resuming:
-        start_step = checkpoint.load_train_state(out_dir, optimizer, rng)
+        start_step = checkpoint.load_train_state(out_dir, optimizer, rng, model)
+        if averaged is not None:
+            averaged.n_averaged.fill_(start_step)  # > 0: average into the loaded weights rather than copy over them
         if rank:  # only rank 0's sampler state is saved; the others continue on a fresh stream of their own
             rng = np.random.default_rng([train_config.seed, rank, start_step])
     wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -122,11 +129,11 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
         return _windows_to_torch(dataset.sample_windows(rng, train_config.batch_size, train_config.seq_len), device)
 
     def save(step: int) -> None:
-        checkpoint.save_model(out_dir, kind, model, train_config, env_args)
-        checkpoint.save_train_state(out_dir, step, optimizer, rng)
+        checkpoint.save_model(out_dir, kind, saved, train_config, env_args)
+        checkpoint.save_train_state(out_dir, step, optimizer, rng, model if averaged is not None else None)
 
     def preview(step: int) -> None:
-        save_preview(out_dir / "previews" / f"step{step:07d}.png", model, preview_batch, train_config.preview_context)
+        save_preview(out_dir / "previews" / f"step{step:07d}.png", saved, preview_batch, train_config.preview_context)
 
     if rank == 0:
         (out_dir / "previews").mkdir(parents=True, exist_ok=True)
@@ -134,7 +141,8 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
     final = train(wrapped, optimizer, next_batch, start_step=start_step, steps=train_config.steps,
                   grad_clip=train_config.grad_clip, log_every=train_config.log_every,
                   on_log=log.write if log else None,
-                  every=[(train_config.save_every, save), (train_config.preview_every, preview)] if rank == 0 else [],
+                  every=([(1, lambda step: averaged.update_parameters(model))] if averaged is not None else [])
+                  + ([(train_config.save_every, save), (train_config.preview_every, preview)] if rank == 0 else []),
                   frames_per_step=train_config.batch_size * train_config.seq_len * world,
                   learning_rate=partial(cosine_learning_rate, train_config), progress=progress and rank == 0)
     if log is not None:
@@ -143,4 +151,4 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
                    "wall_s": time.perf_counter() - started, "world_size": world, "device": str(device),
                    "threads": torch.get_num_threads(), "last_metrics": final}
         (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    return model.eval()
+    return saved.eval()

@@ -16,6 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="starting learning rate (overrides the preset)")
     parser.add_argument("--final-lr-fraction", type=float,
                         help="cosine decay to lr x this by the last update; 1 keeps it constant (overrides the preset)")
+    parser.add_argument("--ema-decay", type=float,
+                        help="save and plan with a moving average of the weights, with this decay per update (e.g. "
+                             "0.99; default 0: the last update's weights)")
     parser.add_argument("--foreground-weight", type=float,
                         help="reconstruction weight of pixels that differ from the background (overrides "
                              "the preset: 2 for the rssm cpu preset, 5 otherwise)")
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: value for name, value in (("steps", args.steps), ("batch_size", args.batch_size),
                                                  ("learning_rate", args.lr),
                                                  ("final_lr_fraction", args.final_lr_fraction),
+                                                 ("ema_decay", args.ema_decay),
                                                  ("seed", args.seed)) if value is not None}
     dataset = load_dataset(args.data)
     model_overrides = {name: value for name, value in (("foreground_weight", args.foreground_weight),

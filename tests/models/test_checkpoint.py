@@ -85,7 +85,7 @@ def test_train_state_restores_optimizer_and_both_rngs(tmp_path):
     checkpoint.save_train_state(tmp_path, 7, optimizer, rng)
     expected_numpy, expected_torch = rng.random(3), torch.rand(3)
     fresh_optimizer, fresh_rng = torch.optim.Adam(model.parameters(), lr=1e-3), np.random.default_rng(0)
-    assert checkpoint.load_train_state(tmp_path, fresh_optimizer, fresh_rng) == 7
+    assert checkpoint.load_train_state(tmp_path, fresh_optimizer, fresh_rng, model) == 7
     np.testing.assert_array_equal(fresh_rng.random(3), expected_numpy)
     assert torch.equal(torch.rand(3), expected_torch)
     saved, restored = optimizer.state_dict()["state"], fresh_optimizer.state_dict()["state"]

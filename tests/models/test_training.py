@@ -58,6 +58,33 @@ def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(maze_dataset, t
     assert rows[0].startswith("step,loss") and [r.split(",")[0] for r in rows[1:]] == ["3", "5", "6"]  # log_every 5, plus the last step
 
 
+def test_a_moving_average_of_the_weights_is_saved_and_resumes_exactly(maze_dataset, tmp_path):
+    settings = dict(preset="debug", threads=1, progress=False)
+    first = fit(maze_dataset, tmp_path / "one", train_overrides={"steps": 1, "ema_decay": 0.75}, **settings)
+    second = fit(maze_dataset, tmp_path / "two", train_overrides={"steps": 2, "ema_decay": 0.75}, **settings)
+    trained = load_file(tmp_path / "two" / checkpoint.TRAIN_STATE_FILE)
+    _, saved, _ = checkpoint.load_model(tmp_path / "two")
+    for name, value in second.state_dict().items():
+        assert torch.equal(saved.state_dict()[name], value), name
+        if value.is_floating_point():  # the first update's weights, then 0.75 of them and 0.25 of the second's
+            raw = trained[checkpoint.TRAINING_WEIGHTS_PREFIX + name]
+            torch.testing.assert_close(value, 0.75 * first.state_dict()[name] + 0.25 * raw)
+    changed = [n for n, v in second.state_dict().items() if v.is_floating_point()
+               and not torch.equal(v, trained[checkpoint.TRAINING_WEIGHTS_PREFIX + n])]
+    assert changed, "the average equals the trained weights"
+    # stopped at 3 of 6 updates and resumed: the same average and the same trained weights as a straight run
+    straight = fit(maze_dataset, tmp_path / "straight", train_overrides={"steps": 6, "ema_decay": 0.75}, **settings)
+    fit(maze_dataset, tmp_path / "split", train_overrides={"steps": 3, "ema_decay": 0.75}, **settings)
+    resumed = fit(maze_dataset, tmp_path / "split", train_overrides={"steps": 6, "ema_decay": 0.75}, resume=True,
+                  **settings)
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+    assert load_file(tmp_path / "split" / checkpoint.TRAIN_STATE_FILE).keys() == \
+        load_file(tmp_path / "straight" / checkpoint.TRAIN_STATE_FILE).keys()
+    with pytest.raises(ConfigError, match="ema_decay"):
+        TrainConfig.preset("debug", ema_decay=1.0)
+
+
 def test_the_learning_rate_decays_from_its_start_to_its_floor(maze_dataset, tmp_path):
     config = TrainConfig.preset("cpu", steps=5)
     rates = [cosine_learning_rate(config, step) for step in range(1, 6)]
