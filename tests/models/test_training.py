@@ -128,10 +128,11 @@ def test_hvp_train_cli_writes_a_loadable_run(maze_file, tmp_path):
     out = tmp_path / "cli"
     assert main(["train", "--data", maze_file, "--out", str(out), "--preset", "debug", "--model", "pixel",
                  "--steps", "2", "--lr", "2e-3", "--final-lr-fraction", "0.5", "--foreground-weight", "3",
-                 "--threads", "1", "--no-progress"]) == 0
+                 "--ema-decay", "0.9", "--threads", "1", "--no-progress"]) == 0
     kind, model, config = checkpoint.load_model(out)
     assert kind == "pixel" and config["train"]["steps"] == 2
     assert (config["train"]["learning_rate"], config["train"]["final_lr_fraction"]) == (2e-3, 0.5)
+    assert config["train"]["ema_decay"] == 0.9
     assert config["model"]["foreground_weight"] == 3
     assert (out / "metrics.csv").is_file() and list((out / "previews").glob("*.png"))
     for rssm_only in (["--foreground-reference", "batch"], ["--learned-background"]):  # the pixel model has none
