@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 
-from hvp.contracts import Controller, ModelState
+from hvp.contracts import Controller, ModelState, check_array
 from hvp.data import save_trajectories
 from hvp.extension import MODELS, check_env, check_runtime, make_model
 from hvp.simulate import simulate
@@ -53,18 +53,28 @@ def observe(runtime: Any, state: ModelState, image: np.ndarray, action: np.ndarr
                            actions[None] if actions.ndim == 1 else actions)
 
 
-def predict(runtime: Any, state: ModelState, actions: np.ndarray) -> dict[str, np.ndarray]:
+def predict(runtime: Any, state: ModelState, actions: np.ndarray,
+            reference: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Imagine the future of `state` under actions float32 [H, A] or [N, H, A].
 
     -> {"latents": float32 [(N,) H, D], "images": uint8 [(N,) H, h, w, 3]} (the N axis as in `actions`).
     The runtime sees a copy of `state`, so the caller's state is never changed, whatever the runtime does.
+    `reference` uint8 [h, w, 3], the last image observed: every predicted image is drawn on it, keeping its pixels
+    where nothing moved (runtimes with draws_on_reference only: a model trained with --reference-blend).
     """
     actions = np.asarray(actions, np.float32)
     if actions.ndim not in (2, 3):
         raise ValueError(f"actions: expected float32 [H, A] or [N, H, A], got shape {actions.shape}")
     batched = actions if actions.ndim == 3 else actions[None]
     latents = runtime.imagine({key: np.array(value, copy=True) for key, value in state.items()}, batched)
-    images = runtime.decode(latents)
+    if reference is None:
+        images = runtime.decode(latents)
+    elif not getattr(runtime, "draws_on_reference", False):
+        raise ValueError(f"reference: {type(runtime).__name__} does not draw on a reference frame (a model trained "
+                         "with hvp train --reference-blend does)")
+    else:
+        reference = check_array("reference", np.asarray(reference), (None, None, 3), np.uint8)
+        images = runtime.decode(latents, np.broadcast_to(reference, (*latents.shape[:-1], *reference.shape)).copy())
     if actions.ndim == 2:
         return {"latents": latents[0], "images": images[0]}
     return {"latents": latents, "images": images}

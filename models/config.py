@@ -40,6 +40,9 @@ class RSSMConfig(Config):
     foreground_threshold: float = 0.15  # summed |RGB - background| in [0, 1] units that counts as foreground
     foreground_reference: str = "window"  # background: median of each window or of the whole batch (networks.py)
     learned_background: bool = False  # the decoder draws a residual on a learned image of the static scene
+    # decode(latents, reference) can draw on the last observed frame (networks.ReferenceBlend), trained on open-loop
+    # predictions up to BLEND_HORIZON steps ahead (rssm.py)
+    reference_blend: bool = False
     # latent overshooting (PlaNet): also roll the prior mean open-loop, as the planner does, up to this many steps
     # from every filtered state and pull it toward the later posteriors; 0 trains one step ahead only
     overshooting: int = 0

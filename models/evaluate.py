@@ -24,15 +24,21 @@ from hvp.models.runtime import TorchRuntime
 PROBE_FIT_EPISODES = 200  # bounds the memory of filtering a whole training set in one batch
 
 
-def predict_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int) -> np.ndarray:
-    """images uint8 [B, C+H, h, w, 3], actions float32 [B, C+H, A] -> predicted frames uint8 [B, H, h, w, 3]."""
+def predict_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int,
+                         on_reference: bool = True) -> np.ndarray:
+    """images uint8 [B, C+H, h, w, 3], actions float32 [B, C+H, A] -> predicted frames uint8 [B, H, h, w, 3], drawn
+    on the last context frame when the runtime draws on a reference (a model trained with reference_blend) and
+    `on_reference`."""
     batch = images.shape[0]
     state = runtime.initial_state(batch)
     previous = np.zeros((batch, actions.shape[-1]), np.float32)
     for t in range(context):
         state = runtime.observe(state, images[:, t], previous)
         previous = actions[:, t]
-    return runtime.decode(runtime.imagine(state, actions[:, context - 1:-1]))
+    latents = runtime.imagine(state, actions[:, context - 1:-1])
+    if on_reference and getattr(runtime, "draws_on_reference", False):
+        return runtime.decode(latents, np.repeat(images[:, context - 1:context], latents.shape[1], axis=1))
+    return runtime.decode(latents)
 
 
 def reconstruct_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -126,6 +132,8 @@ def evaluate(runtime: TorchRuntime, dataset: TrajectoryDataset, *, context: int 
     truth = images[:, context:]
     predictions = {"rssm": predict_with_runtime(runtime, images, actions, context),
                    "copy_last": np.repeat(images[:, context - 1:context], horizon, axis=1)}
+    if getattr(runtime, "draws_on_reference", False):  # what its latents alone draw, beside
+        predictions["rssm_latent_only"] = predict_with_runtime(runtime, images, actions, context, on_reference=False)
     if baseline is not None:
         predictions["pixel"] = predict_with_model(baseline, images, actions, context)
     color = tracked_color(str(dataset.env_args.get("env_name", "")))

@@ -111,6 +111,24 @@ class ConvDecoder(nn.Module):
         self.background.copy_(frames.median(dim=0).values)
 
 
+class ReferenceBlend(nn.Module):
+    """Draws a predicted frame on a reference frame (the last one observed): where the two agree, the reference's
+    sharp pixels; where they differ (an object moved to or from there), the prediction's.
+
+    drawn, reference float32 [N, 3, h, w] -> float32 [N, 3, h, w]. A per-pixel mask from two small 3x3 convs over
+    both frames and their difference: a decoder that must redraw every frame from its latent blurs a resting
+    object, which the reference holds exactly (docs/world_model.md, "Drawing on the last observed frame").
+    """
+
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        self.mask = nn.Sequential(nn.Conv2d(9, hidden, 3, padding=1), nn.ELU(), nn.Conv2d(hidden, 1, 3, padding=1))
+
+    def forward(self, drawn: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        keep_drawn = torch.sigmoid(self.mask(torch.cat([drawn, reference, (drawn - reference).abs()], 1)))
+        return keep_drawn * drawn + (1.0 - keep_drawn) * reference
+
+
 class GRUCell(nn.Module):
     """A GRU cell from two Linear layers (torch.nn.GRUCell's equations), so ONNX export is plain MatMul/Sigmoid/Tanh.
 

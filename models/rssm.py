@@ -20,10 +20,14 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal, OneHotCategoricalStraightThrough, kl_divergence
 
 from hvp.models.config import RSSMConfig
-from hvp.models.networks import ConvDecoder, ConvEncoder, GRUCell, foreground_weights, mlp, to_float_images
+from hvp.models.networks import (ConvDecoder, ConvEncoder, GRUCell, ReferenceBlend, foreground_weights, mlp,
+                                 to_float_images)
 
 # categorical: 1 % of uniform mixed into the class probabilities keeps every log-probability and KL finite (DreamerV3)
 UNIFORM_MIX = 0.01
+# reference blend: trained on open-loop predictions 1..this many steps ahead, the evaluation's horizon (evaluate.py)
+BLEND_HORIZON = 10
+BLEND_START_STRIDE = 4  # ... from every 4th filtered state: all of them cost 40 % more time per update on 2 cores
 
 
 def previous_actions(actions: torch.Tensor) -> torch.Tensor:
@@ -50,6 +54,7 @@ class RSSM(nn.Module):
         self.config = config
         self.encoder = ConvEncoder(config.image_size, config.conv_depth)
         self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background)
+        self.blend = ReferenceBlend() if config.reference_blend else None
         self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim, config.hidden_dim), nn.ELU())
         self.cell = GRUCell(config.hidden_dim, config.deter_dim)
         params = config.stoch_dim if config.latent == "categorical" else 2 * config.stoch_dim  # logits / mean, std
@@ -120,9 +125,15 @@ class RSSM(nn.Module):
             latents.append(torch.cat([deter, stoch], -1))
         return torch.stack(latents, 1)
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """latents float32 [..., D] -> images float32 [..., 3, h, w] in about [-0.5, 0.5]."""
+    def decode(self, latents: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+        """latents float32 [..., D] -> images float32 [..., 3, h, w] in about [-0.5, 0.5]. With `reference` float32
+        [..., 3, h, w] (a model with reference_blend only), each image is drawn on its reference frame."""
         flat = self.decoder(latents.reshape(-1, latents.shape[-1]))
+        if reference is not None:
+            if self.blend is None:
+                raise ValueError("reference: this model was trained without reference_blend, so it draws from its "
+                                 "latents alone")
+            flat = self.blend(flat, reference.reshape(flat.shape))
         return flat.reshape(*latents.shape[:-1], *flat.shape[1:])
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -167,11 +178,27 @@ class RSSM(nn.Module):
               + (1 - config.kl_balance) * posterior_kl.clamp(min=config.free_nats).mean())
         loss = reconstruction + config.kl_scale * kl
         metrics = {"loss": loss, "reconstruction": reconstruction, "kl": prior_kl.mean()}
+        if self.blend is not None:
+            metrics["blend_reconstruction"] = self.blend_reconstruction(window, weights)
+            loss = loss + metrics["blend_reconstruction"]
+            metrics["loss"] = loss
         if config.overshooting:
             metrics["overshooting_kl"] = self.overshooting_kl(window.deters, window.post_mean, post, window.prev)
             loss = loss + config.overshooting_scale * metrics["overshooting_kl"]
             metrics["loss"] = loss
         return loss, {name: value.detach() for name, value in metrics.items()}
+
+    def blend_reconstruction(self, window: Filtered, weights: torch.Tensor) -> torch.Tensor:
+        """The reconstruction loss of open-loop predictions drawn on the frame they started from, as evaluation
+        draws them: prior means rolled d steps (d uniform in 1..BLEND_HORIZON, one per update) from every
+        BLEND_START_STRIDE-th filtered state t, decoded on frame t, against frame t + d. weights [B, L, 1, h, w] from
+        foreground_weights."""
+        length, stride = window.frames.shape[1], BLEND_START_STRIDE
+        horizon = int(torch.randint(1, min(BLEND_HORIZON, length - 1) + 1, ()))
+        *_, (step, deter, stoch, _) = self.open_loop(window.deters, window.post_mean, window.prev, horizon)
+        drawn = self.decode(torch.cat([deter, stoch], -1)[:, ::stride], window.frames[:, :length - step:stride])
+        error = (drawn - window.frames[:, step::stride]) ** 2 * weights[:, step::stride]
+        return error.sum((2, 3, 4)).mean()
 
     def open_loop(self, deters: torch.Tensor, post_mean: torch.Tensor, prev: torch.Tensor,
                   horizon: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -205,10 +232,13 @@ class RSSM(nn.Module):
     @torch.no_grad()
     def predict_video(self, images: torch.Tensor, actions: torch.Tensor, context: int) -> torch.Tensor:
         """Filter `context` frames, then imagine the rest: images uint8 [B, L, h, w, 3], actions float32 [B, L, A]
-        -> predicted frames float32 [B, L - context, 3, h, w]."""
-        embeds = self.embed(to_float_images(images[:, :context]))
+        -> predicted frames float32 [B, L - context, 3, h, w] (drawn on the last context frame with reference_blend)."""
+        frames = to_float_images(images[:, :context])
+        embeds = self.embed(frames)
         prev = previous_actions(actions)
         deter, stoch = self.initial(images.shape[0], images.device)
         for t in range(context):
             deter, stoch = self.observe_step(deter, stoch, prev[:, t], embeds[:, t])
-        return self.decode(self.rollout(deter, stoch, actions[:, context - 1:-1]))
+        latents = self.rollout(deter, stoch, actions[:, context - 1:-1])
+        reference = None if self.blend is None else frames[:, -1:].expand(-1, latents.shape[1], -1, -1, -1)
+        return self.decode(latents, reference)

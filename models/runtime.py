@@ -109,8 +109,8 @@ class TorchRuntime:
         return self._graphs(kind, tuple((tuple(tensor.shape), tensor.dtype) for tensor in inputs))(*inputs)
 
     # -- input checks ----------------------------------------------------------------
-    def _images(self, images: np.ndarray) -> torch.Tensor:
-        check_array("images", images, (None, *self.image_shape), np.uint8)
+    def _images(self, images: np.ndarray, batch: tuple[int | None, ...] = (None,), name: str = "images") -> torch.Tensor:
+        check_array(name, images, (*batch, *self.image_shape), np.uint8)
         return torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
 
     def _state(self, state: ModelState, batch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,13 +181,22 @@ class TorchRuntime:
 
         return self._numpy(latents), vjp
 
+    @property
+    def draws_on_reference(self) -> bool:
+        """Whether decode() takes a `reference` frame to draw on (a model trained with reference_blend)."""
+        return self.model.blend is not None
+
     @torch.no_grad()
-    def decode(self, latents: np.ndarray) -> np.ndarray:
-        """latents float32 [..., D] -> images uint8 [..., h, w, 3]."""
+    def decode(self, latents: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        """latents float32 [..., D] -> images uint8 [..., h, w, 3]. With `reference` uint8 [..., h, w, 3] (the last
+        observed frame; only where draws_on_reference), each image is drawn on its reference."""
         latents = _float_array("latents", latents, (*(None,) * (np.ndim(latents) - 1), self.latent_dim))
         if latents.ndim < 2:
             raise ValueError(f"latents: expected shape [..., {self.latent_dim}] with a batch axis, got {latents.shape}")
-        return self._numpy(to_uint8_images(self.model.decode(torch.from_numpy(latents).to(self.device))))
+        if reference is not None:
+            reference = to_float_images(self._images(reference, latents.shape[:-1], "reference"))
+        images = self.model.decode(torch.from_numpy(latents).to(self.device), reference)
+        return self._numpy(to_uint8_images(images))
 
     def latent(self, state: ModelState) -> np.ndarray:
         """The planning latent [deter, stoch]: float32 [B, D]."""

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learned-background", action=argparse.BooleanOptionalAction,
                         help="rssm: the decoder draws on a learned image of the static scene, started from the data's "
                              "per-pixel median (overrides the preset)")
+    parser.add_argument("--reference-blend", action=argparse.BooleanOptionalAction,
+                        help="rssm: predictions can be drawn on the last observed frame, keeping its pixels where "
+                             "nothing moved (trained on open-loop predictions; eval-model and predict() use it)")
     parser.add_argument("--latent", choices=("gaussian", "categorical"),
                         help="rssm: the stochastic latent, Gaussian (PlaNet; the default) or one-hot categorical "
                              "groups (DreamerV2)")
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     model_overrides = {name: value for name, value in (("foreground_weight", args.foreground_weight),
                                                        ("foreground_reference", args.foreground_reference),
                                                        ("learned_background", args.learned_background),
+                                                       ("reference_blend", args.reference_blend),
                                                        ("latent", args.latent), ("stoch_dim", args.stoch_dim),
                                                        ("classes", args.classes),
                                                        ("free_nats", args.free_nats),
