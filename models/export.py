@@ -75,7 +75,8 @@ class GraphSpec:
 
 # -- graphs of each model kind ---------------------------------------------------------------
 def rssm_graphs(model: RSSM) -> list[GraphSpec]:
-    """encoder, observe_step, imagine_step, decoder of an RSSM (hvp.models.rssm); shapes in hvp.real.onnx_runtime."""
+    """encoder, observe_step, imagine_step, decoder (and decoder_on_reference with reference_blend) of an RSSM
+    (hvp.models.rssm); shapes in hvp.real.onnx_runtime."""
     config = model.config
     generator = torch.Generator().manual_seed(0)
 
@@ -90,7 +91,7 @@ def rssm_graphs(model: RSSM) -> list[GraphSpec]:
     deter, stoch, action = example(config.deter_dim), example(config.stoch_dim), example(config.action_dim)
     with torch.no_grad():
         embedding = model.encoder(to_float_images(images))
-    return [
+    graphs = [
         GraphSpec("encoder", StepFunction(model, lambda frames: model.encoder(to_float_images(frames))),
                   (images,), ("images",), ("embedding",)),
         GraphSpec("observe_step", StepFunction(model, model.observe_step), (deter, stoch, action, embedding),
@@ -100,6 +101,13 @@ def rssm_graphs(model: RSSM) -> list[GraphSpec]:
         GraphSpec("decoder", StepFunction(model, lambda latents: to_uint8_images(model.decode(latents))),
                   (example(config.latent_dim),), ("latents",), ("images",)),
     ]
+    if model.blend is not None:  # reference_blend: predictions drawn on the last observed frame
+        def decode_on_reference(latents: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+            return to_uint8_images(model.decode(latents, to_float_images(reference)))
+
+        graphs.append(GraphSpec("decoder_on_reference", StepFunction(model, decode_on_reference),
+                                (example(config.latent_dim), images), ("latents", "reference"), ("images",)))
+    return graphs
 
 
 def distance_graphs(net: TemporalDistanceNet) -> list[GraphSpec]:

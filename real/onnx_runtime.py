@@ -9,6 +9,8 @@ Graphs (folder layout and hashes: hvp.onnx_format), batch axis B dynamic:
     observe_step  deter [B, deter], stoch [B, stoch], action [B, A], embedding [B, E] -> deter_next, stoch_next
     imagine_step  deter [B, deter], stoch [B, stoch], action [B, A] -> deter_next, stoch_next (prior mean)
     decoder       latents float32 [B, D] -> images uint8 [B, h, w, 3]
+    decoder_on_reference (a model trained with reference_blend only)
+                  latents float32 [B, D], reference uint8 [B, h, w, 3] -> images uint8 [B, h, w, 3]
 
 imagine() calls imagine_step once per horizon step, so any horizon works with one graph:
 a graph unrolled over a fixed H=10 was about 10% faster at N=128 on one thread here
@@ -114,12 +116,27 @@ class OnnxRuntime:
             latents[:, step, :self._deter], latents[:, step, self._deter:] = deter, stoch
         return latents
 
-    def decode(self, latents: np.ndarray) -> np.ndarray:
-        """latents float32 [..., D] -> images uint8 [..., h, w, 3]."""
+    @property
+    def draws_on_reference(self) -> bool:
+        """Whether decode() takes a `reference` frame to draw on (an export of a model trained with reference_blend)."""
+        return "decoder_on_reference" in self._sessions
+
+    def decode(self, latents: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        """latents float32 [..., D] -> images uint8 [..., h, w, 3]. With `reference` uint8 [..., h, w, 3] (the last
+        observed frame; only where draws_on_reference), each image is drawn on its reference."""
         latents = _float_array("latents", latents, (*(None,) * (np.ndim(latents) - 1), self.latent_dim))
         if latents.ndim < 2:
             raise ValueError(f"latents: expected shape [..., {self.latent_dim}] with a batch axis, got {latents.shape}")
-        (images,) = self._run("decoder", latents=np.ascontiguousarray(latents.reshape(-1, self.latent_dim)))
+        flat = np.ascontiguousarray(latents.reshape(-1, self.latent_dim))
+        if reference is None:
+            (images,) = self._run("decoder", latents=flat)
+        else:
+            check_array("reference", reference, (*latents.shape[:-1], *self.image_shape), np.uint8)
+            if not self.draws_on_reference:
+                raise ValueError("reference: this model was trained without reference_blend, so it draws from its "
+                                 "latents alone")
+            (images,) = self._run("decoder_on_reference", latents=flat,
+                                  reference=np.ascontiguousarray(reference.reshape(-1, *self.image_shape)))
         return images.reshape(*latents.shape[:-1], *self.image_shape)
 
     def latent(self, state: ModelState) -> np.ndarray:

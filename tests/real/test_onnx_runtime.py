@@ -25,8 +25,8 @@ BATCHES = (1, 5)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(run dir, onnx dir) of a debug RSSM (with a learned background), temporal-distance model and subgoal CVAE
-    with random weights, exported once."""
+    """(run dir, onnx dir) of a debug RSSM (with a learned background and a reference blend), temporal-distance model
+    and subgoal CVAE with random weights, exported once."""
     import torch
 
     from hvp.models.checkpoint import save_model
@@ -40,7 +40,7 @@ def exported(tmp_path_factory):
 
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "debug"
-    world_model = RSSM(RSSMConfig.preset("debug", action_dim=2, learned_background=True))
+    world_model = RSSM(RSSMConfig.preset("debug", action_dim=2, learned_background=True, reference_blend=True))
     world_model.decoder.set_background(torch.rand(8, 3, 64, 64) - 0.5)  # the decoder graph must carry it too
     save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
     distance = TemporalDistanceNet(TemporalDistanceConfig.preset("debug", latent_dim=world_model.config.latent_dim))
@@ -113,13 +113,13 @@ def test_export_wrote_a_manifest_with_hashes_and_exporter_checks(exported):
     # self-contained graph files (no external-data side files), each listed with its hash
     assert sorted(p.name for p in exported[1].iterdir()) == sorted([MANIFEST_FILE, *(g["file"] for g in graphs.values())])
     assert {kind: sorted(model["graphs"]) for kind, model in models.items()} == {
-        "rssm": ["decoder", "encoder", "imagine_step", "observe_step"], "temporal_distance": ["temporal_distance"],
+        "rssm": ["decoder", "decoder_on_reference", "encoder", "imagine_step", "observe_step"], "temporal_distance": ["temporal_distance"],
         "subgoal_cvae": ["subgoal_midpoint"], "state_readout": ["state_readout"],
         "state_dynamics": ["state_dynamics_step"]}
     assert models["state_readout"]["config"]["task"] == "push"
     assert models["rssm"]["config"]["deter_dim"] == 16 and len(models["rssm"]["schema_hash"]) == 64
     # the exporter's own check on its example inputs
-    assert all(g["max_abs_difference"] <= (1 if name == "decoder" else TOLERANCE) for name, g in graphs.items())
+    assert all(g["max_abs_difference"] <= (1 if name.startswith("decoder") else TOLERANCE) for name, g in graphs.items())
     inputs = {arg[0]: arg for arg in graphs["observe_step"]["inputs"]}
     assert inputs["deter"] == ["deter", "tensor(float)", ["batch", 16]]
     assert graphs["temporal_distance"]["outputs"] == [["steps", "tensor(float)", ["batch"]]]
@@ -173,6 +173,24 @@ def test_encode_and_decode_match_torch(runtimes, batch):
     assert difference.max() <= 1 and (difference == 0).mean() > 0.99
 
 
+@pytest.mark.parametrize("batch", BATCHES)
+def test_decode_on_a_reference_matches_torch(runtimes, categorical_runtimes, batch):
+    torch_runtime, onnx_runtime = runtimes
+    assert torch_runtime.draws_on_reference and onnx_runtime.draws_on_reference
+    rng = np.random.default_rng(20 + batch)
+    latents = rng.normal(size=(batch, 3, torch_runtime.latent_dim)).astype(np.float32)
+    reference = rng.integers(0, 256, (batch, 3, *torch_runtime.image_shape), dtype=np.uint8)
+    expected, got = torch_runtime.decode(latents, reference), onnx_runtime.decode(latents, reference)
+    assert got.shape == expected.shape and got.dtype == np.uint8
+    difference = np.abs(got.astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.99
+    assert not np.array_equal(got, onnx_runtime.decode(latents))  # the reference shows through
+    assert not any(runtime.draws_on_reference for runtime in categorical_runtimes)  # exported without a blend
+    for runtime in categorical_runtimes:
+        with pytest.raises(ValueError, match="trained without reference_blend"):
+            runtime.decode(np.zeros((1, runtime.latent_dim), np.float32), np.zeros((1, 64, 64, 3), np.uint8))
+
+
 BAD_CALLS = [
     ("observe", lambda rt: (rt.initial_state(2), np.zeros((2, 64, 64, 3), np.float32), np.zeros((2, 2), np.float32))),
     ("observe", lambda rt: (rt.initial_state(2), np.zeros((2, 32, 32, 3), np.uint8), np.zeros((2, 2), np.float32))),
@@ -186,6 +204,8 @@ BAD_CALLS = [
                             np.zeros((4, 5, 2), np.float32))),
     ("decode", lambda rt: (np.zeros((2, 19), np.float32),)),
     ("decode", lambda rt: (np.zeros(20, np.float32),)),
+    ("decode", lambda rt: (np.zeros((2, 20), np.float32), np.zeros((3, 64, 64, 3), np.uint8))),
+    ("decode", lambda rt: (np.zeros((2, 20), np.float32), np.zeros((2, 64, 64, 3), np.float32))),
     ("encode", lambda rt: (np.zeros((64, 64, 3), np.uint8),)),
     ("initial_state", lambda rt: (0,)),
     ("latent", lambda rt: ({"deter": np.zeros((1, 16), np.float32), "stoch": np.zeros((1, 5), np.float32)},)),
