@@ -90,7 +90,10 @@ def score(models: dict, held_out, probe_fit, args: argparse.Namespace) -> dict:
     return {
         "held_out_episodes": len(held_out),
         "h10": {name: {"psnr": m["psnr"][last], "ssim": m["ssim"][last],
-                       "position_error_px": m.get("position_error_px", [None])[last]} for name, m in methods.items()},
+                       **{key: m.get(key, [None])[last] for key in ("position_error_px", "position_error_px_moved",
+                                                                    "position_error_px_resting")}}
+                for name, m in methods.items()},
+        "moved_windows": summary["moved_windows"],
         "probe_r2": summary["probe"]["r2_mean"], "probe_r2_per_dim": summary["probe"]["r2_per_dim"],
         "probe": {k: summary["probe"][k] for k in ("fit_on", "fit_episodes", "test_episodes")},
         "targets": {"position_error_at_most_quarter_of_copy_last": rssm_error <= copy_error / 4,

@@ -22,6 +22,9 @@ from hvp.models.networks import to_uint8_images
 from hvp.models.runtime import TorchRuntime
 
 PROBE_FIT_EPISODES = 200  # bounds the memory of filtering a whole training set in one batch
+# a window's object "moved" when it ends this far (px) from where the last context frame shows it: copy-last's error
+# comes only from those windows, so the position error is also reported on them and on the resting rest
+MOVED_PX = 0.5
 
 
 def predict_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int,
@@ -61,13 +64,18 @@ def predict_with_model(model: nn.Module, images: np.ndarray, actions: np.ndarray
     return to_uint8_images(predicted).cpu().numpy()
 
 
-def score(predicted: np.ndarray, truth: np.ndarray, color: str | None) -> dict[str, list[float]]:
-    """Per-horizon means over windows: predicted, truth uint8 [B, H, h, w, 3] -> {"psnr": [H], "ssim": [H], ...}."""
+def score(predicted: np.ndarray, truth: np.ndarray, color: str | None,
+          moved: np.ndarray | None = None) -> dict[str, list[float]]:
+    """Per-horizon means over windows: predicted, truth uint8 [B, H, h, w, 3] -> {"psnr": [H], "ssim": [H], ...}.
+    With `color` and `moved` bool [B] (some windows each way), the position error also over each group of windows."""
     result = {"psnr": psnr(predicted, truth).mean(0).tolist(), "ssim": ssim(predicted, truth).mean(0).tolist()}
     if color is not None:
         error, missing = position_error(predicted, truth, color)
         result["position_error_px"] = np.nanmean(error, axis=0).tolist()
         result["object_missing_fraction"] = missing.mean(0).tolist()
+        if moved is not None and moved.any() and not moved.all():
+            result["position_error_px_moved"] = np.nanmean(error[moved], axis=0).tolist()
+            result["position_error_px_resting"] = np.nanmean(error[~moved], axis=0).tolist()
     return result
 
 
@@ -137,9 +145,11 @@ def evaluate(runtime: TorchRuntime, dataset: TrajectoryDataset, *, context: int 
     if baseline is not None:
         predictions["pixel"] = predict_with_model(baseline, images, actions, context)
     color = tracked_color(str(dataset.env_args.get("env_name", "")))
+    moved = None if color is None else position_error(images[:, context - 1], truth[:, -1], color)[0] > MOVED_PX
     summary = {"context": context, "horizon": horizon, "windows": windows, "seed": seed,
                "env_args": dataset.env_args, "tracked_color": color,
-               "methods": {name: score(frames, truth, color) for name, frames in predictions.items()},
+               "moved_windows": None if moved is None else int(moved.sum()),
+               "methods": {name: score(frames, truth, color, moved) for name, frames in predictions.items()},
                "probe": latent_probe(runtime, dataset, probe_fit)}
     return summary, {"truth": truth, **predictions}
 

@@ -32,6 +32,19 @@ def test_object_centroid_and_position_error_are_in_pixels():
     assert tracked_color("maze-hard") == "red" and tracked_color("push-wall") == "green"
 
 
+def test_the_position_error_is_also_reported_on_moving_and_resting_windows():
+    from hvp.models.evaluate import score
+
+    truth = np.stack([[_ball_image(10, 10 + 2 * t) for t in (1, 2, 3)], [_ball_image(20, 20)] * 3])  # [2, 3, ...]
+    last_seen = np.stack([_ball_image(10, 10), _ball_image(20, 20)])
+    copy_last = np.repeat(last_seen[:, None], 3, axis=1)
+    result = score(copy_last, truth, "red", np.array([True, False]))
+    np.testing.assert_allclose(result["position_error_px_moved"], [2, 4, 6])
+    np.testing.assert_allclose(result["position_error_px_resting"], [0, 0, 0])
+    np.testing.assert_allclose(result["position_error_px"], [1, 2, 3])
+    assert "position_error_px_moved" not in score(copy_last, truth, "red", np.array([True, True]))
+
+
 def test_linear_probe_r2_is_one_for_linear_targets_and_low_for_noise():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 6))
@@ -56,6 +69,7 @@ def test_eval_model_cli_writes_the_report(rssm_run, maze_file, tmp_path):
     copy_error = summary["methods"]["copy_last"]["position_error_px"]
     assert copy_error[-1] > copy_error[0]
     assert len(summary["probe"]["r2_per_dim"]) == 2
+    assert 0 <= summary["moved_windows"] <= 6
     assert (out / "metrics_per_horizon.png").stat().st_size > 0 and (out / "prediction.gif").stat().st_size > 0
 
 
