@@ -41,10 +41,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or Path(args.run) / "eval")
     write_report(out, summary, frames)
     last = args.horizon - 1
-    print(f"{'method':<10}{'PSNR h' + str(args.horizon):>10}{'SSIM':>8}{'pos err px':>12}")
+    width = max(len(name) for name in ("method", *summary["methods"])) + 2
+    print(f"{'method':<{width}}{'PSNR h' + str(args.horizon):>10}{'SSIM':>8}{'pos err px':>12}")
     for name, scores in summary["methods"].items():
         error = scores.get("position_error_px", [float("nan")] * args.horizon)[last]
-        print(f"{name:<10}{scores['psnr'][last]:>10.2f}{scores['ssim'][last]:>8.3f}{error:>12.2f}")
+        print(f"{name:<{width}}{scores['psnr'][last]:>10.2f}{scores['ssim'][last]:>8.3f}{error:>12.2f}")
     probe = summary["probe"]
     print(f"probe R^2 {probe['r2_mean']:.3f} (per dim {[round(r2, 3) for r2 in probe['r2_per_dim']]}; fit on "
           f"{probe['fit_episodes']} episodes of the {probe['fit_on']}, scored on {probe['test_episodes']}); "
