@@ -109,7 +109,8 @@ class TorchRuntime:
         return self._graphs(kind, tuple((tuple(tensor.shape), tensor.dtype) for tensor in inputs))(*inputs)
 
     # -- input checks ----------------------------------------------------------------
-    def _images(self, images: np.ndarray, batch: tuple[int | None, ...] = (None,), name: str = "images") -> torch.Tensor:
+    def _images(self, images: np.ndarray, batch: tuple[int | None, ...] = (None,),
+                name: str = "images") -> torch.Tensor:
         check_array(name, images, (*batch, *self.image_shape), np.uint8)
         return torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
 

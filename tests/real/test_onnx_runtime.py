@@ -113,13 +113,15 @@ def test_export_wrote_a_manifest_with_hashes_and_exporter_checks(exported):
     # self-contained graph files (no external-data side files), each listed with its hash
     assert sorted(p.name for p in exported[1].iterdir()) == sorted([MANIFEST_FILE, *(g["file"] for g in graphs.values())])
     assert {kind: sorted(model["graphs"]) for kind, model in models.items()} == {
-        "rssm": ["decoder", "decoder_on_reference", "encoder", "imagine_step", "observe_step"], "temporal_distance": ["temporal_distance"],
+        "rssm": ["decoder", "decoder_on_reference", "encoder", "imagine_step", "observe_step"],
+        "temporal_distance": ["temporal_distance"],
         "subgoal_cvae": ["subgoal_midpoint"], "state_readout": ["state_readout"],
         "state_dynamics": ["state_dynamics_step"]}
     assert models["state_readout"]["config"]["task"] == "push"
     assert models["rssm"]["config"]["deter_dim"] == 16 and len(models["rssm"]["schema_hash"]) == 64
     # the exporter's own check on its example inputs
-    assert all(g["max_abs_difference"] <= (1 if name.startswith("decoder") else TOLERANCE) for name, g in graphs.items())
+    assert all(g["max_abs_difference"] <= (1 if name.startswith("decoder") else TOLERANCE)
+               for name, g in graphs.items())
     inputs = {arg[0]: arg for arg in graphs["observe_step"]["inputs"]}
     assert inputs["deter"] == ["deter", "tensor(float)", ["batch", 16]]
     assert graphs["temporal_distance"]["outputs"] == [["steps", "tensor(float)", ["batch"]]]
