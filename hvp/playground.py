@@ -74,7 +74,7 @@ def predict(runtime: Any, state: ModelState, actions: np.ndarray,
                          "with hvp train --reference-blend does)")
     else:
         reference = check_array("reference", np.asarray(reference), (None, None, 3), np.uint8)
-        images = runtime.decode(latents, np.broadcast_to(reference, (*latents.shape[:-1], *reference.shape)).copy())
+        images = runtime.decode(latents, np.broadcast_to(reference, (*latents.shape[:-1], *reference.shape)))
     if actions.ndim == 2:
         return {"latents": latents[0], "images": images[0]}
     return {"latents": latents, "images": images}

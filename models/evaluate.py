@@ -27,21 +27,34 @@ PROBE_FIT_EPISODES = 200  # bounds the memory of filtering a whole training set 
 MOVED_PX = 0.5
 
 
-def predict_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int,
-                         on_reference: bool = True) -> np.ndarray:
-    """images uint8 [B, C+H, h, w, 3], actions float32 [B, C+H, A] -> predicted frames uint8 [B, H, h, w, 3], drawn
-    on the last context frame when the runtime draws on a reference (a model trained with reference_blend) and
-    `on_reference`."""
+def imagine_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int) -> np.ndarray:
+    """Filter the first `context` frames, then imagine the rest: images uint8 [B, C+H, h, w, 3], actions float32
+    [B, C+H, A] -> latents float32 [B, H, D]."""
     batch = images.shape[0]
     state = runtime.initial_state(batch)
     previous = np.zeros((batch, actions.shape[-1]), np.float32)
     for t in range(context):
         state = runtime.observe(state, images[:, t], previous)
         previous = actions[:, t]
-    latents = runtime.imagine(state, actions[:, context - 1:-1])
+    return runtime.imagine(state, actions[:, context - 1:-1])
+
+
+def draw_predictions(runtime: TorchRuntime, latents: np.ndarray, last_seen: np.ndarray,
+                     on_reference: bool = True) -> np.ndarray:
+    """latents float32 [B, H, D] -> frames uint8 [B, H, h, w, 3], drawn on the last frame seen, uint8 [B, h, w, 3],
+    when the runtime draws on a reference (a model trained with reference_blend) and `on_reference`."""
     if on_reference and getattr(runtime, "draws_on_reference", False):
-        return runtime.decode(latents, np.repeat(images[:, context - 1:context], latents.shape[1], axis=1))
+        return runtime.decode(latents, np.repeat(last_seen[:, None], latents.shape[1], axis=1))
     return runtime.decode(latents)
+
+
+def predict_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int,
+                         on_reference: bool = True) -> np.ndarray:
+    """images uint8 [B, C+H, h, w, 3], actions float32 [B, C+H, A] -> predicted frames uint8 [B, H, h, w, 3], drawn
+    on the last context frame when the runtime draws on a reference (a model trained with reference_blend) and
+    `on_reference`."""
+    latents = imagine_with_runtime(runtime, images, actions, context)
+    return draw_predictions(runtime, latents, images[:, context - 1], on_reference)
 
 
 def reconstruct_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray) -> np.ndarray:
@@ -138,10 +151,11 @@ def evaluate(runtime: TorchRuntime, dataset: TrajectoryDataset, *, context: int 
     batch = dataset.sample_windows(np.random.default_rng(seed), windows, context + horizon)
     images, actions = batch["image"], batch["action"].astype(np.float32)
     truth = images[:, context:]
-    predictions = {"rssm": predict_with_runtime(runtime, images, actions, context),
+    latents = imagine_with_runtime(runtime, images, actions, context)
+    predictions = {"rssm": draw_predictions(runtime, latents, images[:, context - 1]),
                    "copy_last": np.repeat(images[:, context - 1:context], horizon, axis=1)}
     if getattr(runtime, "draws_on_reference", False):  # what its latents alone draw, beside
-        predictions["rssm_latent_only"] = predict_with_runtime(runtime, images, actions, context, on_reference=False)
+        predictions["rssm_latent_only"] = draw_predictions(runtime, latents, images[:, context - 1], False)
     if baseline is not None:
         predictions["pixel"] = predict_with_model(baseline, images, actions, context)
     color = tracked_color(str(dataset.env_args.get("env_name", "")))
