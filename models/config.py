@@ -41,8 +41,11 @@ class RSSMConfig(Config):
     foreground_reference: str = "window"  # background: median of each window or of the whole batch (networks.py)
     learned_background: bool = False  # the decoder draws a residual on a learned image of the static scene
     # decode(latents, reference) can draw on the last observed frame (networks.ReferenceBlend), trained on open-loop
-    # predictions up to BLEND_HORIZON steps ahead (rssm.py)
+    # predictions up to OPEN_LOOP_HORIZON steps ahead (rssm.py)
     reference_blend: bool = False
+    # > 0: the encoder appends this many spatial-softmax image points to its embedding, and the decoder draws as
+    # many points, read linearly from the latent, as Gaussian bumps (networks.py): small objects by coordinates
+    keypoints: int = 0
     # latent overshooting (PlaNet): also roll the prior mean open-loop, as the planner does, up to this many steps
     # from every filtered state and pull it toward the later posteriors; 0 trains one step ahead only
     overshooting: int = 0
@@ -68,6 +71,7 @@ class RSSMConfig(Config):
                 self.foreground_weight)
         require(self.foreground_reference in FOREGROUND_REFERENCES, "RSSMConfig.foreground_reference must be one of "
                 "{} (got {!r})", FOREGROUND_REFERENCES, self.foreground_reference)
+        require(self.keypoints >= 0, "RSSMConfig.keypoints must be >= 0 (got {})", self.keypoints)
         require(self.overshooting >= 0, "RSSMConfig.overshooting must be >= 0 (got {})", self.overshooting)
         require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
                 self.overshooting_scale)

@@ -54,9 +54,13 @@ def object_centroids(images: np.ndarray, color: str) -> tuple[np.ndarray, np.nda
     channel, margin = COLOR_RULES[color]
     pixels = images.astype(np.int16)
     others = np.delete(pixels, channel, axis=-1).max(axis=-1)
-    mask = (pixels[..., channel] - others) > margin
+    return mask_centroids((pixels[..., channel] - others) > margin)
+
+
+def mask_centroids(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """bool [..., h, w] -> (centroids float64 [..., 2] as (row, col) pixels, any pixel set bool [...])."""
     count = mask.sum(axis=(-2, -1))
-    rows, cols = np.indices(images.shape[-3:-1])
+    rows, cols = np.indices(mask.shape[-2:])
     centroid = np.stack([(mask * rows).sum(axis=(-2, -1)), (mask * cols).sum(axis=(-2, -1))], -1)
     return centroid / np.maximum(count, 1)[..., None], count > 0
 

@@ -1,12 +1,22 @@
 """Building blocks shared by the world models: image scaling, conv encoder/decoder, an exportable GRU cell."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from hvp.models.config import FOREGROUND_REFERENCES
 
 CONV_LAYERS = 4  # stride-2 convs: a 64x64 image becomes a 4x4 feature map
+KEYPOINT_LAYERS = 2  # the encoder finds its keypoints on the map after this many convs (16x16 for 64x64 images)
+# width of a drawn keypoint in [-1, 1] image units (about 1.3 cells of the 32x32 map it joins): narrow enough to
+# place a 4-pixel pusher, wide enough that a point a few cells off still feels the loss's gradient
+KEYPOINT_SIGMA = 1 / 12
+# the spatial softmax's starting sharpness (scores times this; learned from there): over a mostly empty arena the
+# scores are nearly equal, so at 1 every point sits at the centre and nothing teaches it to find an object (trained,
+# the points' std stayed 0.005); at 100 an untrained encoder's points already follow the objects (std 0.18)
+KEYPOINT_SHARPNESS = 100.0
 
 
 def to_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -55,10 +65,34 @@ class LatentNormalized(nn.Module):
         return (latents - self.latent_mean) / self.latent_std
 
 
-class ConvEncoder(nn.Module):
-    """images float32 [B, 3, h, w] -> embeddings float32 [B, E], E = 8 * depth * h/16 * w/16."""
+def pixel_grid(height: int, width: int) -> torch.Tensor:
+    """-> float32 [h * w, 2]: each cell's (x, y) centre in [-1, 1], row-major (x along the width)."""
+    ys = (torch.arange(height, dtype=torch.float32) + 0.5) / height * 2 - 1
+    xs = (torch.arange(width, dtype=torch.float32) + 0.5) / width * 2 - 1
+    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)
 
-    def __init__(self, image_size: tuple[int, int], depth: int) -> None:
+
+class SpatialSoftmax(nn.Module):
+    """features float32 [B, C, h, w] -> K expected image points float32 [B, 2K] in [-1, 1] (deep spatial
+    autoencoders): a 1x1 conv scores each cell, a softmax over the cells weighs their coordinates. A small object
+    becomes two numbers linear in where it is, which a flattened conv map is not (docs/world_model.md, "Keypoints")."""
+
+    def __init__(self, channels: int, keypoints: int, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.score = nn.Conv2d(channels, keypoints, 1)
+        self.log_sharpness = nn.Parameter(torch.tensor(math.log(KEYPOINT_SHARPNESS)))
+        self.register_buffer("grid", pixel_grid(*size), persistent=False)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.score(features).flatten(2) * self.log_sharpness.exp(), -1)  # [B, K, h * w]
+        return (weights @ self.grid).flatten(1)
+
+
+class ConvEncoder(nn.Module):
+    """images float32 [B, 3, h, w] -> embeddings float32 [B, E], E = 8 * depth * h/16 * w/16 (+ 2 * keypoints: the
+    spatial-softmax points of the 16x-downsampled... of the second layer's map, appended)."""
+
+    def __init__(self, image_size: tuple[int, int], depth: int, keypoints: int = 0) -> None:
         super().__init__()
         layers, channels = [], 3
         for layer in range(CONV_LAYERS):
@@ -66,10 +100,16 @@ class ConvEncoder(nn.Module):
             channels = depth * 2 ** layer
         self.net = nn.Sequential(*layers, nn.Flatten())
         scale = 2 ** CONV_LAYERS
-        self.output_dim = channels * (image_size[0] // scale) * (image_size[1] // scale)
+        self.output_dim = channels * (image_size[0] // scale) * (image_size[1] // scale) + 2 * keypoints
+        map_size = (image_size[0] // 2 ** KEYPOINT_LAYERS, image_size[1] // 2 ** KEYPOINT_LAYERS)
+        self.keypoints = SpatialSoftmax(depth * 2 ** (KEYPOINT_LAYERS - 1), keypoints, map_size) if keypoints else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        if self.keypoints is None:
+            return self.net(images)
+        split = 2 * KEYPOINT_LAYERS  # each layer is a conv and an ELU
+        features = self.net[:split](images)
+        return torch.cat([self.net[split:](features), self.keypoints(features)], -1)
 
 
 class ConvDecoder(nn.Module):
@@ -77,9 +117,13 @@ class ConvDecoder(nn.Module):
 
     With `background`, the convs draw a residual on a learned per-pixel image (started from the data's median by
     set_background), so the static scene costs nothing to draw and the convs spend their capacity on the objects.
+    With `keypoints` K, a linear head reads K image points from the features and draws each as a Gaussian bump
+    on the map the last transposed conv paints from: a small object is placed where a point says, not smeared by
+    the coarse 4x4 start (docs/world_model.md, "Keypoints").
     """
 
-    def __init__(self, feature_dim: int, image_size: tuple[int, int], depth: int, background: bool = False) -> None:
+    def __init__(self, feature_dim: int, image_size: tuple[int, int], depth: int, background: bool = False,
+                 keypoints: int = 0) -> None:
         super().__init__()
         self.background = nn.Parameter(torch.zeros(3, *image_size)) if background else None
         scale = 2 ** CONV_LAYERS
@@ -89,14 +133,27 @@ class ConvDecoder(nn.Module):
         layers = []
         for layer in reversed(range(CONV_LAYERS)):
             out = 3 if layer == 0 else depth * 2 ** (layer - 1)
-            layers.append(nn.ConvTranspose2d(channels, out, 4, stride=2, padding=1))
+            layers.append(nn.ConvTranspose2d(channels + (keypoints if layer == 0 else 0), out, 4, stride=2, padding=1))
             if layer:
                 layers.append(nn.ELU())
             channels = out
         self.net = nn.Sequential(*layers)
+        self.keypoint_head = nn.Linear(feature_dim, 2 * keypoints) if keypoints else None
+        self.map_size = (image_size[0] // 2, image_size[1] // 2)
+        self.register_buffer("map_grid", pixel_grid(*self.map_size), persistent=False)
+
+    def keypoints(self, features: torch.Tensor) -> torch.Tensor:
+        """features float32 [B, F] -> the points it draws, float32 [B, K, 2] as (x, y) in [-1, 1]."""
+        return torch.tanh(self.keypoint_head(features)).unflatten(-1, (-1, 2))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        images = self.net(self.project(features).unflatten(-1, self.grid))
+        maps = self.project(features).unflatten(-1, self.grid)
+        if self.keypoint_head is None:
+            images = self.net(maps)
+        else:
+            distance = ((self.map_grid - self.keypoints(features)[:, :, None]) ** 2).sum(-1)  # [B, K, h/2 * w/2]
+            bumps = torch.exp(-distance / (2 * KEYPOINT_SIGMA ** 2)).unflatten(-1, self.map_size)
+            images = self.net[-1](torch.cat([self.net[:-1](maps), bumps], 1))
         return images if self.background is None else images + self.background
 
     @torch.no_grad()

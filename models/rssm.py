@@ -25,9 +25,11 @@ from hvp.models.networks import (ConvDecoder, ConvEncoder, GRUCell, ReferenceBle
 
 # categorical: 1 % of uniform mixed into the class probabilities keeps every log-probability and KL finite (DreamerV3)
 UNIFORM_MIX = 0.01
-# reference blend: trained on open-loop predictions 1..this many steps ahead, the evaluation's horizon (evaluate.py)
-BLEND_HORIZON = 10
-BLEND_START_STRIDE = 4  # ... from every 4th filtered state: from every one, training ran ~45 % fewer frames/s here
+KEYPOINT_TIE_WEIGHT = 100.0  # per squared [-1, 1] unit: 16 coordinates each one pixel off cost about 1.6
+# the reference blend and the keypoints train on open-loop predictions 1..this many steps ahead, the evaluation's
+# horizon (evaluate.py)
+OPEN_LOOP_HORIZON = 10
+OPEN_LOOP_START_STRIDE = 4  # ... from every 4th filtered state: from every one, training ran ~45 % fewer frames/s here
 
 
 def previous_actions(actions: torch.Tensor) -> torch.Tensor:
@@ -46,14 +48,16 @@ class Filtered:
     prior_params: torch.Tensor  # distribution parameters of z [B, L, P] (RSSM.distribution)
     post_params: torch.Tensor
     post_mean: torch.Tensor  # the posterior's mean of z [B, L, stoch]: the filtered planning latent's z
+    points: torch.Tensor | None  # with keypoints: the encoder's image points [B, L, K, 2], else None
 
 
 class RSSM(nn.Module):
     def __init__(self, config: RSSMConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = ConvEncoder(config.image_size, config.conv_depth)
-        self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background)
+        self.encoder = ConvEncoder(config.image_size, config.conv_depth, config.keypoints)
+        self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background,
+                                   config.keypoints)
         self.blend = ReferenceBlend() if config.reference_blend else None
         self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim, config.hidden_dim), nn.ELU())
         self.cell = GRUCell(config.hidden_dim, config.deter_dim)
@@ -160,8 +164,9 @@ class RSSM(nn.Module):
             deters.append(deter)
             features.append(torch.cat([deter, stoch], -1))
         post = torch.stack(post_params, 1)
+        points = embeds[..., -2 * self.config.keypoints:].unflatten(-1, (-1, 2)) if self.config.keypoints else None
         return Filtered(frames, prev, torch.stack(deters, 1), torch.stack(features, 1), torch.stack(prior_params, 1),
-                        post, self.mean(post))
+                        post, self.mean(post), points)
 
     def elbo(self, window: Filtered) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Negative ELBO (plus latent overshooting when configured) of a filtered window -> (loss, metrics)."""
@@ -177,28 +182,46 @@ class RSSM(nn.Module):
         kl = (config.kl_balance * prior_kl.clamp(min=config.free_nats).mean()
               + (1 - config.kl_balance) * posterior_kl.clamp(min=config.free_nats).mean())
         loss = reconstruction + config.kl_scale * kl
-        metrics = {"loss": loss, "reconstruction": reconstruction, "kl": prior_kl.mean()}
-        if self.blend is not None:
-            metrics["blend_reconstruction"] = self.blend_reconstruction(window, weights)
-            loss = loss + metrics["blend_reconstruction"]
-            metrics["loss"] = loss
+        metrics = {"loss": loss, "reconstruction": reconstruction, "kl": prior_kl.mean()}  # "loss": the total, below
+        if window.points is not None:
+            metrics["keypoint_tie"] = self.keypoint_tie(window.features, window.points)
+            loss = loss + KEYPOINT_TIE_WEIGHT * metrics["keypoint_tie"]
+        if self.blend is not None or window.points is not None:
+            metrics.update(self.open_loop_terms(window, weights))
+            loss = loss + metrics.get("blend_reconstruction", 0.0)
+            loss = loss + KEYPOINT_TIE_WEIGHT * metrics.get("open_loop_keypoint_tie", 0.0)
         if config.overshooting:
             metrics["overshooting_kl"] = self.overshooting_kl(window.deters, window.post_mean, post, window.prev)
             loss = loss + config.overshooting_scale * metrics["overshooting_kl"]
-            metrics["loss"] = loss
+        metrics["loss"] = loss
         return loss, {name: value.detach() for name, value in metrics.items()}
 
-    def blend_reconstruction(self, window: Filtered, weights: torch.Tensor) -> torch.Tensor:
-        """The reconstruction loss of open-loop predictions drawn on the frame they started from, as evaluation
-        draws them: prior means rolled d steps (d uniform in 1..BLEND_HORIZON, one per update) from every
-        BLEND_START_STRIDE-th filtered state t, decoded on frame t, against frame t + d. weights [B, L, 1, h, w] from
-        foreground_weights."""
-        length, stride = window.frames.shape[1], BLEND_START_STRIDE
-        horizon = int(torch.randint(1, min(BLEND_HORIZON, length - 1) + 1, ()))
+    def keypoint_tie(self, latents: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Squared distance between the points the decoder reads from latents [B, N, D] and those the encoder found
+        in the frames they stand for, points [B, N, K, 2], summed over points, averaged over frames. The encoder's
+        side is held fixed, so its points cannot collapse onto whatever the latent carries: the latent learns to
+        carry the encoder's points, linearly."""
+        drawn = self.decoder.keypoints(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
+        return ((drawn - points.detach()) ** 2).sum((2, 3)).mean()
+
+    def open_loop_terms(self, window: Filtered, weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Losses on open-loop predictions, as evaluation and the planner roll them: prior means rolled d steps (d
+        uniform in 1..OPEN_LOOP_HORIZON, one per update) from every OPEN_LOOP_START_STRIDE-th filtered state t.
+        With reference_blend, "blend_reconstruction": each drawn on frame t, the reconstruction loss against frame
+        t + d (weights [B, L, 1, h, w] from foreground_weights). With keypoints, "open_loop_keypoint_tie": their
+        points against those the encoder finds in frame t + d, so the dynamics learn to move the points."""
+        length, stride = window.frames.shape[1], OPEN_LOOP_START_STRIDE
+        horizon = int(torch.randint(1, min(OPEN_LOOP_HORIZON, length - 1) + 1, ()))
         *_, (step, deter, stoch, _) = self.open_loop(window.deters, window.post_mean, window.prev, horizon)
-        drawn = self.decode(torch.cat([deter, stoch], -1)[:, ::stride], window.frames[:, :length - step:stride])
-        error = (drawn - window.frames[:, step::stride]) ** 2 * weights[:, step::stride]
-        return error.sum((2, 3, 4)).mean()
+        latents = torch.cat([deter, stoch], -1)[:, ::stride]
+        terms = {}
+        if self.blend is not None:
+            drawn = self.decode(latents, window.frames[:, :length - step:stride])
+            error = (drawn - window.frames[:, step::stride]) ** 2 * weights[:, step::stride]
+            terms["blend_reconstruction"] = error.sum((2, 3, 4)).mean()
+        if window.points is not None:
+            terms["open_loop_keypoint_tie"] = self.keypoint_tie(latents, window.points[:, step::stride])
+        return terms
 
     def open_loop(self, deters: torch.Tensor, post_mean: torch.Tensor, prev: torch.Tensor,
                   horizon: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:

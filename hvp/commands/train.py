@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-blend", action=argparse.BooleanOptionalAction,
                         help="rssm: predictions can be drawn on the last observed frame, keeping its pixels where "
                              "nothing moved (trained on open-loop predictions; eval-model and predict() use it)")
+    parser.add_argument("--keypoints", type=int,
+                        help="rssm: image points the encoder finds (spatial softmax) and the decoder draws from the "
+                             "latent, for small objects (default 0: none)")
     parser.add_argument("--latent", choices=("gaussian", "categorical"),
                         help="rssm: the stochastic latent, Gaussian (PlaNet; the default) or one-hot categorical "
                              "groups (DreamerV2)")
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
                                                        ("foreground_reference", args.foreground_reference),
                                                        ("learned_background", args.learned_background),
                                                        ("reference_blend", args.reference_blend),
+                                                       ("keypoints", args.keypoints),
                                                        ("latent", args.latent), ("stoch_dim", args.stoch_dim),
                                                        ("classes", args.classes),
                                                        ("free_nats", args.free_nats),

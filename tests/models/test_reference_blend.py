@@ -9,7 +9,7 @@ from hvp.models.evaluate import evaluate, predict_with_runtime
 from hvp.models.fit import fit
 from hvp.models.metrics import psnr
 from hvp.models.networks import ReferenceBlend, to_uint8_images
-from hvp.models.rssm import BLEND_HORIZON, BLEND_START_STRIDE
+from hvp.models.rssm import OPEN_LOOP_HORIZON, OPEN_LOOP_START_STRIDE
 from hvp.models.runtime import TorchRuntime, load_runtime
 from hvp.playground import predict
 
@@ -42,7 +42,7 @@ def test_the_blend_mixes_each_pixel_of_the_drawing_and_the_reference():
 
 
 def test_the_blend_loss_draws_open_loop_predictions_on_the_frame_they_started_from(maze_dataset):
-    """Against a direct loop: RSSM.rollout (the planner's) from every BLEND_START_STRIDE-th filtered state t for d
+    """Against a direct loop: RSSM.rollout (the planner's) from every OPEN_LOOP_START_STRIDE-th filtered state t for d
     steps, decoded on frame t, weighted squared error against frame t + d."""
     torch.manual_seed(0)
     model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", reference_blend=True))
@@ -52,11 +52,11 @@ def test_the_blend_loss_draws_open_loop_predictions_on_the_frame_they_started_fr
         window = model.filter_window(images, actions)
         weights = torch.rand(2, 12, 1, *model.config.image_size) + 1
         torch.manual_seed(7)
-        got = float(model.blend_reconstruction(window, weights))
+        got = float(model.open_loop_terms(window, weights)["blend_reconstruction"])
         torch.manual_seed(7)
-        steps = int(torch.randint(1, min(BLEND_HORIZON, 11) + 1, ()))
+        steps = int(torch.randint(1, min(OPEN_LOOP_HORIZON, 11) + 1, ()))
         errors = []
-        for t in range(0, 12 - steps, BLEND_START_STRIDE):
+        for t in range(0, 12 - steps, OPEN_LOOP_START_STRIDE):
             latent = model.rollout(window.deters[:, t], window.post_mean[:, t], window.prev[:, t + 1:t + 1 + steps])
             drawn = model.decode(latent[:, -1], window.frames[:, t])
             errors.append(((drawn - window.frames[:, t + steps]) ** 2 * weights[:, t + steps]).sum((1, 2, 3)))
@@ -79,7 +79,8 @@ def test_the_blend_adds_its_term_to_the_loss_and_trains_the_decoder_and_the_tran
     assert "blend_reconstruction" in metrics and "blend_reconstruction" not in plain_metrics
     np.testing.assert_allclose(float(loss), float(plain_loss) + float(metrics["blend_reconstruction"]), rtol=1e-4)
     model.zero_grad()
-    model.blend_reconstruction(model.filter_window(images, actions), torch.ones(2, 8, 1, 64, 64)).backward()
+    terms = model.open_loop_terms(model.filter_window(images, actions), torch.ones(2, 8, 1, 64, 64))
+    terms["blend_reconstruction"].backward()
     for part in (model.blend, model.decoder, model.cell):
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
 

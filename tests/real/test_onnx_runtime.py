@@ -40,7 +40,8 @@ def exported(tmp_path_factory):
 
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "debug"
-    world_model = RSSM(RSSMConfig.preset("debug", action_dim=2, learned_background=True, reference_blend=True))
+    world_model = RSSM(RSSMConfig.preset("debug", action_dim=2, learned_background=True, reference_blend=True,
+                                   keypoints=2))  # every optional graph piece exported
     world_model.decoder.set_background(torch.rand(8, 3, 64, 64) - 0.5)  # the decoder graph must carry it too
     save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
     distance = TemporalDistanceNet(TemporalDistanceConfig.preset("debug", latent_dim=world_model.config.latent_dim))

@@ -1,0 +1,107 @@
+"""Image points for small objects (RSSMConfig.keypoints): the encoder's spatial softmax, the decoder's drawn bumps."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hvp.models import checkpoint, rssm
+from hvp.models.config import RSSMConfig
+from hvp.models.networks import ConvDecoder, SpatialSoftmax, to_uint8_images
+from hvp.models.rssm import KEYPOINT_TIE_WEIGHT
+from hvp.models.runtime import load_runtime
+
+
+def cell_centre(index: int, cells: int) -> float:
+    return (index + 0.5) / cells * 2 - 1
+
+
+def test_the_spatial_softmax_finds_the_cell_that_scores_highest():
+    points = SpatialSoftmax(channels=1, keypoints=1, size=(16, 16))
+    with torch.no_grad():
+        points.score.weight.fill_(1.0)
+        points.score.bias.zero_()
+    features = torch.zeros(2, 1, 16, 16)
+    features[0, 0, 3, 10] = features[1, 0, 12, 1] = 60.0  # (row, column)
+    expected = torch.tensor([[cell_centre(10, 16), cell_centre(3, 16)], [cell_centre(1, 16), cell_centre(12, 16)]])
+    torch.testing.assert_close(points(features), expected)
+
+
+@pytest.mark.parametrize("point", [(-0.6, 0.3), (0.5, -0.75)])
+def test_the_decoder_draws_a_point_where_its_head_reads_it(point):
+    """Everything but the point's own path zeroed: the image is its bump, painted by the last transposed conv."""
+    decoder = ConvDecoder(feature_dim=4, image_size=(64, 64), depth=4, keypoints=1)
+    with torch.no_grad():
+        for parameter in decoder.parameters():
+            parameter.zero_()
+        decoder.keypoint_head.bias.copy_(torch.tensor([math.atanh(point[0]), math.atanh(point[1])]))
+        decoder.net[-1].weight[4].fill_(1.0)  # the last layer's input channel after the 4 conv maps: the bump
+        image = decoder(torch.zeros(1, 4))[0, 0]
+    row, column = np.unravel_index(int(image.argmax()), image.shape)
+    assert abs(column + 0.5 - (point[0] + 1) * 32) <= 1.5 and abs(row + 0.5 - (point[1] + 1) * 32) <= 1.5
+    rows, columns = np.indices(image.shape)
+    far = np.hypot(rows - row, columns - column) > 12  # 4.5 widths of the bump
+    assert float(image[far].abs().max()) < 0.01 * float(image[row, column])  # nothing drawn away from the point
+
+
+def test_the_rssm_feeds_the_points_to_its_posterior_and_trains_both_heads(maze_dataset):
+    torch.manual_seed(0)
+    plain = checkpoint.build_model("rssm", RSSMConfig.preset("debug"))
+    model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", keypoints=3))
+    assert model.encoder.output_dim == plain.encoder.output_dim + 6
+    windows = maze_dataset.sample_windows(np.random.default_rng(0), 2, 6)
+    images, actions = torch.from_numpy(windows["image"]), torch.from_numpy(windows["action"])
+    points = model.embed(model.filter_window(images, actions).frames)[..., -6:]
+    assert points.abs().max() <= 1
+    loss, _ = model(images, actions)
+    loss.backward()
+    assert model.encoder.keypoints.score.weight.grad.abs().sum() > 0
+    assert model.decoder.keypoint_head.weight.grad.abs().sum() > 0
+
+
+def test_a_negative_keypoint_count_is_refused_by_name():
+    with pytest.raises(ValueError, match="keypoints"):
+        RSSMConfig.preset("debug", keypoints=-1)
+
+
+def test_hvp_train_keypoints_round_trips_through_its_checkpoint(maze_file, maze_dataset, tmp_path):
+    from hvp.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["train", "--data", maze_file, "--out", str(out), "--preset", "debug", "--steps", "2",
+                 "--keypoints", "2", "--threads", "1", "--no-progress"]) == 0
+    _, model, config = checkpoint.load_model(out)
+    assert config["model"]["keypoints"] == 2
+    runtime = load_runtime(out)
+    images = maze_dataset.episodes[0]["image"][:3]
+    latents = runtime.encode(images)
+    with torch.no_grad():
+        direct = model.decode(torch.from_numpy(latents))
+    np.testing.assert_array_equal(runtime.decode(latents), to_uint8_images(direct).numpy())
+
+
+def test_the_tie_pulls_the_latent_to_the_encoders_points_and_leaves_the_encoder_alone(maze_dataset, monkeypatch):
+    """keypoint_tie against a direct sum; its gradient reaches the decoder's head and (open loop) the transition,
+    never the encoder's points it is pulled to; elbo adds both ties at KEYPOINT_TIE_WEIGHT."""
+    torch.manual_seed(0)
+    model = checkpoint.build_model("rssm", RSSMConfig.preset("debug", keypoints=2))
+    windows = maze_dataset.sample_windows(np.random.default_rng(0), 2, 8)
+    window = model.filter_window(torch.from_numpy(windows["image"]), torch.from_numpy(windows["action"]))
+    tie = model.keypoint_tie(window.features, window.points)
+    drawn = model.decoder.keypoints(window.features.flatten(0, 1)).reshape(2, 8, 2, 2)
+    torch.testing.assert_close(tie, ((drawn - window.points) ** 2).sum((2, 3)).mean())
+    model.zero_grad()
+    model.open_loop_terms(window, torch.ones(2, 8, 1, 64, 64))["open_loop_keypoint_tie"].backward(retain_graph=True)
+    assert model.cell.state_gates.weight.grad.abs().sum() > 0
+    assert model.decoder.keypoint_head.weight.grad.abs().sum() > 0
+    targets = window.points.detach().requires_grad_()
+    model.keypoint_tie(window.features, targets).backward(retain_graph=True)
+    assert targets.grad is None
+    torch.manual_seed(3)  # the same open-loop horizon for both losses
+    loss, metrics = model.elbo(window)
+    monkeypatch.setattr(rssm, "KEYPOINT_TIE_WEIGHT", 0.0)
+    torch.manual_seed(3)
+    untied, _ = model.elbo(window)
+    ties = float(metrics["keypoint_tie"] + metrics["open_loop_keypoint_tie"])
+    assert ties > 0
+    np.testing.assert_allclose(float(loss - untied), KEYPOINT_TIE_WEIGHT * ties, rtol=1e-4)
