@@ -97,7 +97,7 @@ push-cpu: $(STAMP)
 	test -f runs/data/push-policy-pushes.hdf5 || MUJOCO_GL=egl $(BIN)/hvp collect --env push --policy push \
 	  --episodes 200 --seed 400000 --out runs/data/push-policy-pushes.hdf5
 	$(BIN)/hvp train --data runs/data/push.hdf5 --preset cpu --seed 0 --learned-background \
-	  --foreground-reference batch --foreground-weight 3 --out runs/push-cpu
+	  --foreground-reference batch --foreground-weight 3 --reference-blend --keypoints 8 --out runs/push-cpu
 	$(BIN)/hvp train-readout runs/push-cpu --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 --seed 0
 	$(BIN)/hvp train-state-dynamics runs/push-cpu --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 --seed 0
 	MUJOCO_GL=egl $(BIN)/hvp plan --env push --model runs/push-cpu --cost readout --imagine state --horizon 14 \

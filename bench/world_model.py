@@ -25,9 +25,10 @@ from results_io import write_results
 # the pusher and beat weight 10 on all three targets' metrics (docs/world_model.md, "A learned background under
 # the decoder"); make push-cpu trains the same. maze-easy loses 1-2 dB with them, so the preset keeps its own.
 # Push's predictions are also drawn on the last observed frame (reference_blend: above copy-last on PSNR, SSIM and
-# block error, seeds 0 and 1); make push-cpu leaves it off, since its planner did worse (docs/world_model.md).
+# block error, seeds 0 and 1), and its latent carries 8 image points (keypoints: a linear probe reads the pusher and
+# the block to 0.99, and the readout planner plans push 50/50); make push-cpu trains the same (docs/world_model.md).
 RSSM_SETTINGS = {"push": dict(foreground_reference="batch", foreground_weight=3.0, learned_background=True,
-                              reference_blend=True)}
+                              reference_blend=True, keypoints=8)}
 
 
 def train_models(env: str, args: argparse.Namespace, work: Path) -> tuple[dict, object, object, dict]:
