@@ -90,7 +90,7 @@ class SpatialSoftmax(nn.Module):
 
 class ConvEncoder(nn.Module):
     """images float32 [B, 3, h, w] -> embeddings float32 [B, E], E = 8 * depth * h/16 * w/16 (+ 2 * keypoints: the
-    spatial-softmax points of the 16x-downsampled... of the second layer's map, appended)."""
+    spatial-softmax points of the map after KEYPOINT_LAYERS convs, appended)."""
 
     def __init__(self, image_size: tuple[int, int], depth: int, keypoints: int = 0) -> None:
         super().__init__()
