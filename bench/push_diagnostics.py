@@ -29,11 +29,12 @@ POSITIONS = slice(0, 4)  # true_state: pusher (x, y), block (x, y), then the blo
 
 def colour_masks(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """uint8 [..., h, w, 3] -> (pusher, block) bool [..., h, w]: the pusher orange (0.95, 0.55, 0.1), the block
-    green (metrics.COLOR_RULES)."""
+    green as the evaluation tracks it (metrics.COLOR_RULES)."""
+    from hvp.models.metrics import color_mask
+
     pixels = frames.astype(np.int16)
     red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
-    pusher = (red - blue > 100) & (red > 150) & (green > 60)
-    return pusher, green - np.maximum(red, blue) > 40
+    return (red - blue > 100) & (red > 150) & (green > 60), color_mask(frames, "green")
 
 
 def pusher_found(frames: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -66,19 +67,12 @@ def split(predicted: np.ndarray, truth: np.ndarray, last: np.ndarray) -> dict[st
             for name, mask in regions.items()}
 
 
-def ridge(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Ridge weights [D + 1, X] of targets on [features, 1] (metrics.linear_probe_r2's regularization)."""
-    with_bias = np.c_[features, np.ones(len(features))]
-    gram = with_bias.T @ with_bias + 1e-3 * len(features) * np.eye(with_bias.shape[1])
-    return np.linalg.solve(gram, with_bias.T @ targets)
-
-
 def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> dict:
     """Positions' R^2 from the embedding and from the filtered latent; open-loop latents read by the filtered map."""
     import torch
 
     from hvp.models.evaluate import filter_episodes
-    from hvp.models.metrics import linear_probe_r2
+    from hvp.models.metrics import apply_linear_probe, fit_linear_probe, linear_probe_r2
     from hvp.models.networks import to_float_images
 
     def features(episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,8 +85,7 @@ def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> di
 
     fit_embedded, fit_latent, fit_truth = features(fit_episodes)
     embedded, latent, truth = features(held_out.episodes)
-    weights = ridge(fit_latent, fit_truth)
-    imagined = np.c_[latents, np.ones(latents.shape[:2] + (1,))] @ weights  # [N, H, 4]
+    imagined = apply_linear_probe(fit_linear_probe(fit_latent, fit_truth), latents)  # [N, H, 4]
     off = np.abs(imagined - batch["true_state"][:, CONTEXT:, POSITIONS])
     return {"embedding_r2": linear_probe_r2(fit_embedded, fit_truth, embedded, truth).tolist(),
             "latent_r2": linear_probe_r2(fit_latent, fit_truth, latent, truth).tolist(),
@@ -101,13 +94,13 @@ def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> di
                                        for h in (1, 5, HORIZON)}}
 
 
-def measure(run: str, held_out, fit_episodes) -> dict:
+def measure(run: str, held_out, batch: dict, fit_episodes) -> dict:
+    """One model on the held-out windows `batch` (TrajectoryDataset.sample_windows)."""
     from hvp.models.evaluate import draw_predictions, imagine_with_runtime, reconstruct_with_runtime
     from hvp.models.metrics import psnr
     from hvp.models.runtime import load_runtime
 
     runtime = load_runtime(run)
-    batch = held_out.sample_windows(np.random.default_rng(0), WINDOWS, CONTEXT + HORIZON)
     images, actions = batch["image"], batch["action"].astype(np.float32)
     truth, last = images[:, CONTEXT:], images[:, CONTEXT - 1]
     latents = imagine_with_runtime(runtime, images, actions, CONTEXT)
@@ -136,7 +129,7 @@ def main() -> None:
     record = {"copy_last": {"psnr_db_h10": float(psnr(last, truth).mean()), "h10": split(last, truth, last)},
               "models": {}}
     for name, run in named_paths(args.model, "--model").items():
-        record["models"][name] = {"run": run, **measure(run, held_out, fit_episodes)}
+        record["models"][name] = {"run": run, **measure(run, held_out, batch, fit_episodes)}
         shares = record["models"][name]["h10"]
         print(f"{name}: h10 {record['models'][name]['psnr_db_h10']:.2f} dB; error share " + ", ".join(
             f"{part} {value['error_share']:.2f} (exact: {value['psnr_db_with_it_exact']:.2f} dB)"

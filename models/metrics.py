@@ -51,10 +51,15 @@ def object_centroids(images: np.ndarray, color: str) -> tuple[np.ndarray, np.nda
     """uint8 [..., h, w, 3] -> (centroids float64 [..., 2] as (row, col) pixels, found bool [...])."""
     if color not in COLOR_RULES:
         raise ValueError(f"color: expected one of {sorted(COLOR_RULES)}, got {color!r}")
+    return mask_centroids(color_mask(images, color))
+
+
+def color_mask(images: np.ndarray, color: str) -> np.ndarray:
+    """uint8 [..., h, w, 3] -> bool [..., h, w]: the pixels COLOR_RULES counts as `color`."""
     channel, margin = COLOR_RULES[color]
     pixels = images.astype(np.int16)
     others = np.delete(pixels, channel, axis=-1).max(axis=-1)
-    return mask_centroids((pixels[..., channel] - others) > margin)
+    return (pixels[..., channel] - others) > margin
 
 
 def mask_centroids(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,18 +85,29 @@ def position_error(predicted: np.ndarray, truth: np.ndarray, color: str,
     return np.where(true_found, error, np.nan), true_found & ~predicted_found
 
 
+def with_bias(x: np.ndarray) -> np.ndarray:
+    """[..., D] -> float64 [..., D + 1]: a column of ones appended."""
+    return np.concatenate([x, np.ones((*x.shape[:-1], 1))], axis=-1).astype(np.float64)
+
+
+def fit_linear_probe(x: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """Ridge regression y = [x, 1] W: x [M, D], y [M, X] -> W float64 [D + 1, X]."""
+    features = with_bias(x)
+    gram = features.T @ features + ridge * len(features) * np.eye(features.shape[1])
+    return np.linalg.solve(gram, features.T @ y.astype(np.float64))
+
+
+def apply_linear_probe(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """W from fit_linear_probe, x [..., D] -> [..., X]."""
+    return with_bias(x) @ weights
+
+
 def linear_probe_r2(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                     ridge: float = 1e-3) -> np.ndarray:
     """Fit y = [x, 1] W by ridge regression on train, score R^2 per output on test.
 
     train_x [M, D], train_y [M, X], test_x [K, D], test_y [K, X] -> float64 [X].
     """
-    def with_bias(x: np.ndarray) -> np.ndarray:
-        return np.concatenate([x, np.ones((len(x), 1))], axis=1).astype(np.float64)
-
-    features = with_bias(train_x)
-    gram = features.T @ features + ridge * len(features) * np.eye(features.shape[1])
-    weights = np.linalg.solve(gram, features.T @ train_y.astype(np.float64))
-    residual = test_y - with_bias(test_x) @ weights
+    residual = test_y - apply_linear_probe(fit_linear_probe(train_x, train_y, ridge), test_x)
     total = ((test_y - test_y.mean(axis=0)) ** 2).sum(axis=0)
     return 1.0 - (residual ** 2).sum(axis=0) / np.maximum(total, 1e-12)

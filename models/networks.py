@@ -139,8 +139,9 @@ class ConvDecoder(nn.Module):
             channels = out
         self.net = nn.Sequential(*layers)
         self.keypoint_head = nn.Linear(feature_dim, 2 * keypoints) if keypoints else None
-        self.map_size = (image_size[0] // 2, image_size[1] // 2)
-        self.register_buffer("map_grid", pixel_grid(*self.map_size), persistent=False)
+        self.map_size = (image_size[0] // 2, image_size[1] // 2)  # what the last transposed conv paints from
+        if keypoints:
+            self.register_buffer("map_grid", pixel_grid(*self.map_size), persistent=False)
 
     def keypoints(self, features: torch.Tensor) -> torch.Tensor:
         """features float32 [B, F] -> the points it draws, float32 [B, K, 2] as (x, y) in [-1, 1]."""
