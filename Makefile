@@ -89,17 +89,20 @@ push-onpolicy: $(STAMP)
 	  runs/data/push-policy-pushes.hdf5 --seed 0
 
 # push planned from a world model trained on this CPU (no on-policy rounds): the cpu preset with the learned
-# background at batch weight 3 (docs/world_model.md), its state readout, and the state dynamics that the planner
-# imagines in (hvp plan --imagine state, docs/planning.md). About 25 minutes on 2 cores, planning included.
+# background at batch weight 3, the reference blend and 8 keypoints, on 1300 exploration episodes
+# (docs/world_model.md), its state readout, and the state dynamics that the planner imagines in
+# (hvp plan --imagine state, docs/planning.md). About 25 minutes on 2 cores, planning included.
 push-cpu: $(STAMP)
-	test -f runs/data/push.hdf5 || MUJOCO_GL=egl $(BIN)/hvp collect --env push --episodes 300 --seed 0 \
-	  --out runs/data/push.hdf5
+	test -f runs/data/push-1300.hdf5 || MUJOCO_GL=egl $(BIN)/hvp collect --env push --episodes 1300 --seed 0 \
+	  --workers 2 --out runs/data/push-1300.hdf5
 	test -f runs/data/push-policy-pushes.hdf5 || MUJOCO_GL=egl $(BIN)/hvp collect --env push --policy push \
 	  --episodes 200 --seed 400000 --out runs/data/push-policy-pushes.hdf5
-	$(BIN)/hvp train --data runs/data/push.hdf5 --preset cpu --seed 0 --learned-background \
+	$(BIN)/hvp train --data runs/data/push-1300.hdf5 --preset cpu --seed 0 --learned-background \
 	  --foreground-reference batch --foreground-weight 3 --reference-blend --keypoints 8 --out runs/push-cpu
-	$(BIN)/hvp train-readout runs/push-cpu --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 --seed 0
-	$(BIN)/hvp train-state-dynamics runs/push-cpu --data runs/data/push.hdf5 runs/data/push-policy-pushes.hdf5 --seed 0
+	$(BIN)/hvp train-readout runs/push-cpu --data runs/data/push-1300.hdf5 runs/data/push-policy-pushes.hdf5 \
+	  --seed 0
+	$(BIN)/hvp train-state-dynamics runs/push-cpu --data runs/data/push-1300.hdf5 \
+	  runs/data/push-policy-pushes.hdf5 --seed 0
 	MUJOCO_GL=egl $(BIN)/hvp plan --env push --model runs/push-cpu --cost readout --imagine state --horizon 14 \
 	  --episodes 50 --seed 0
 
