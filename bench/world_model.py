@@ -44,13 +44,13 @@ def train_models(env: str, args: argparse.Namespace, work: Path) -> tuple[dict, 
     from hvp.simulate import simulate
 
     started = time.perf_counter()
-    count = args.episodes or EPISODES.get(env, DEFAULT_EPISODES)
+    count = args.episodes if args.episodes is not None else EPISODES.get(env, DEFAULT_EPISODES)
     episodes = simulate(env, "explore", count + args.held_out, seed=args.seed, workers=args.workers, progress=False)
     env_args = {"env_name": env, "env_kwargs": {}}
     train_set = TrajectoryDataset(episodes[:count], env_args)
     held_out = TrajectoryDataset(episodes[count:], env_args)
-    record = {"collect_s": time.perf_counter() - started, "train_frames": train_set.frames, "training": {},
-              "rssm_settings": RSSM_SETTINGS.get(env, {})}
+    record = {"collect_s": time.perf_counter() - started, "train_episodes": count, "train_frames": train_set.frames,
+              "training": {}, "rssm_settings": RSSM_SETTINGS.get(env, {})}
     overrides = {"seed": args.seed, **({"steps": args.steps} if args.steps else {})}
     models = {}
     for kind in ("rssm", "pixel"):
