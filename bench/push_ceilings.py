@@ -29,12 +29,10 @@ QUARTER_TURN = np.pi / 2
 YAW_BINS = 60
 
 
-def r_squared(predicted: np.ndarray, truth: np.ndarray) -> float:
-    return float(1 - ((predicted - truth) ** 2).sum() / ((truth - truth.mean()) ** 2).sum())
-
-
 def yaw_ceiling(train_yaw: np.ndarray, held_out_yaw: np.ndarray) -> dict[str, float]:
     """R² of the raw yaw's best estimate from what an image shows of it (the yaw modulo a quarter turn)."""
+    from hvp.models.metrics import r_squared
+
     def residue_bin(yaw):
         residue = np.mod(yaw + QUARTER_TURN / 2, QUARTER_TURN)  # in [0, pi/2), the turned-square classes
         return np.minimum((residue / QUARTER_TURN * YAW_BINS).astype(int), YAW_BINS - 1)
@@ -42,7 +40,7 @@ def yaw_ceiling(train_yaw: np.ndarray, held_out_yaw: np.ndarray) -> dict[str, fl
     sums = np.bincount(residue_bin(train_yaw), weights=train_yaw, minlength=YAW_BINS)
     counts = np.bincount(residue_bin(train_yaw), minlength=YAW_BINS)
     conditional_mean = np.where(counts > 0, sums / np.maximum(counts, 1), train_yaw.mean())
-    best = r_squared(conditional_mean[residue_bin(held_out_yaw)], held_out_yaw)
+    best = float(r_squared(conditional_mean[residue_bin(held_out_yaw)], held_out_yaw))
     beyond = float(np.mean(np.abs(held_out_yaw) > QUARTER_TURN / 2))
     return {"yaw_r2_ceiling": best, "probe_mean_ceiling": (4 + best) / 5,
             "held_out_frames_beyond_45_degrees": beyond, "held_out_yaw_std": float(held_out_yaw.std())}

@@ -108,6 +108,10 @@ def linear_probe_r2(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray
 
     train_x [M, D], train_y [M, X], test_x [K, D], test_y [K, X] -> float64 [X].
     """
-    residual = test_y - apply_linear_probe(fit_linear_probe(train_x, train_y, ridge), test_x)
-    total = ((test_y - test_y.mean(axis=0)) ** 2).sum(axis=0)
-    return 1.0 - (residual ** 2).sum(axis=0) / np.maximum(total, 1e-12)
+    return r_squared(apply_linear_probe(fit_linear_probe(train_x, train_y, ridge), test_x), test_y)
+
+
+def r_squared(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Coefficient of determination per output: predicted, truth [K, ...] -> float64 [...]."""
+    total = ((truth - truth.mean(axis=0)) ** 2).sum(axis=0)
+    return 1.0 - ((truth - predicted) ** 2).sum(axis=0) / np.maximum(total, 1e-12)
