@@ -14,6 +14,14 @@ is, how far from the true one. Last, linear maps to the true positions (pusher, 
 FIT_EPISODES episodes: R^2 on the held-out frames from the encoder's embedding and from the filtered latent (where
 the positions are lost), and how far the latent's map reads the truth from open-loop latents 1, 5 and 10 steps out
 (whether the rollout stays where the filter would be).
+
+Where the pusher goes wrong: the held-out windows split by what the pusher meets from the last context frame on
+(the block within reach, else an outer wall within reach, else nothing: free motion), its centroid error at the last
+horizon per kind beside copy-last's; and how exactly a linear map of (position, velocity, action) gives the next
+(position, velocity) on the free steps of --fit-data, so that what the model misses there is its own. For models
+with keypoints, each encoder point's precision: the object whose colour centroid a linear map from the point reads
+best, that map's median residual in pixels, and the softmax's median peak weight (near 1, the point sits on a cell
+centre and moves in steps of a cell).
 """
 from __future__ import annotations
 
@@ -25,6 +33,8 @@ from results_io import named_paths, write_results
 CONTEXT, HORIZON, WINDOWS = 5, 10, 128  # bench/world_model.py's evaluation
 FIT_EPISODES = 100
 POSITIONS = slice(0, 4)  # true_state: pusher (x, y), block (x, y), then the block's yaw (seen only modulo 90 degrees)
+REACH_MARGIN = 0.05  # m: a pusher this close to touching the block (any yaw) or a wall may be stopped by it
+POINT_FRAMES = 600  # held-out frames the keypoints' precision is measured on
 
 
 def colour_masks(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +77,73 @@ def split(predicted: np.ndarray, truth: np.ndarray, last: np.ndarray) -> dict[st
             for name, mask in regions.items()}
 
 
+def window_kinds(true_states: np.ndarray) -> dict[str, np.ndarray]:
+    """true_state float [N, L, 5] over the frames that matter -> bool [N] per kind: "near_block" (the pusher comes
+    within reach of the block), "near_wall" (else within reach of an outer wall), "free" (neither)."""
+    from hvp.sim.arena import HALF
+    from hvp.sim.push import BLOCK_HALF, PUSHER_RADIUS
+
+    pusher, block = true_states[..., :2], true_states[..., 2:4]
+    reach = PUSHER_RADIUS + BLOCK_HALF * np.sqrt(2) + REACH_MARGIN
+    near_block = (np.linalg.norm(pusher - block, axis=-1) < reach).any(1)
+    near_wall = (np.abs(pusher) > HALF - PUSHER_RADIUS - REACH_MARGIN).any((1, 2)) & ~near_block
+    return {"free": ~near_block & ~near_wall, "near_wall": near_wall, "near_block": near_block}
+
+
+def pusher_error_by_kind(predicted: np.ndarray, truth: np.ndarray, kinds: dict[str, np.ndarray]) -> dict:
+    """h10 frames uint8 [N, h, w, 3] -> per window kind: windows, and the pusher's centroid error (px; median and
+    mean) over the windows where both frames show it."""
+    from hvp.models.metrics import mask_centroids
+
+    (drawn_at, drawn_any), (true_at, true_any) = (mask_centroids(colour_masks(frames)[0]) for frames in (predicted,
+                                                                                                       truth))
+    error = np.where(drawn_any & true_any, np.linalg.norm(drawn_at - true_at, axis=-1), np.nan)
+    return {kind: {"windows": int(mask.sum()), "median_error_px": float(np.nanmedian(error[mask])),
+                   "mean_error_px": float(np.nanmean(error[mask]))} for kind, mask in kinds.items() if mask.any()}
+
+
+def free_motion_linearity(episodes) -> dict[str, float]:
+    """One least-squares linear map (pusher position, velocity, action, 1) -> next (position, velocity) over the
+    steps where the pusher is free (window_kinds over the step's two frames): its largest position residual (m)."""
+    inputs, targets = [], []
+    for episode in episodes:
+        state, action = episode["state"], episode["action"]  # state: pusher (x, y, vx, vy)
+        pairs = np.stack([episode["true_state"][:-1], episode["true_state"][1:]], 1)
+        free = window_kinds(pairs)["free"]
+        inputs.append(np.concatenate([state[:-1], action[:len(state) - 1], np.ones((len(state) - 1, 1))], 1)[free])
+        targets.append(state[1:][free])
+    inputs, targets = np.concatenate(inputs), np.concatenate(targets)
+    weights, *_ = np.linalg.lstsq(inputs, targets, rcond=None)
+    return {"free_steps": len(inputs),
+            "largest_position_residual_m": float(np.abs(inputs @ weights - targets)[:, :2].max())}
+
+
+def point_precision(runtime, frames: np.ndarray) -> list[dict]:
+    """The encoder's keypoints on frames uint8 [N, h, w, 3] -> per point: the object it follows, the median
+    residual (px) of a linear map from it to that object's colour centroid, its softmax's median peak weight."""
+    import torch
+
+    from hvp.models.metrics import mask_centroids
+    from hvp.models.networks import to_float_images
+
+    encoder = runtime.model.encoder
+    with torch.no_grad():
+        weights = encoder.keypoints.weights(encoder.point_map(to_float_images(torch.from_numpy(frames)))).numpy()
+    points = weights @ encoder.keypoints.grid.numpy()  # [N, K, 2] in [-1, 1]
+    objects = dict(zip(("pusher", "block"), (mask_centroids(mask) for mask in colour_masks(frames))))
+    precision = []
+    for point in range(points.shape[1]):
+        residuals = {}
+        for name, (centroid, shown) in objects.items():
+            inputs = np.concatenate([points[shown, point], np.ones((int(shown.sum()), 1))], 1)
+            fit, *_ = np.linalg.lstsq(inputs, centroid[shown], rcond=None)
+            residuals[name] = float(np.median(np.linalg.norm(inputs @ fit - centroid[shown], axis=-1)))
+        follows = min(residuals, key=residuals.get)
+        precision.append({"follows": follows, "median_residual_px": residuals[follows],
+                          "median_peak_weight": float(np.median(weights[:, point].max(-1)))})
+    return precision
+
+
 def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> dict:
     """Positions' R^2 from the embedding and from the filtered latent; open-loop latents read by the filtered map."""
     import torch
@@ -106,11 +183,17 @@ def measure(run: str, held_out, batch: dict, fit_episodes) -> dict:
     latents = imagine_with_runtime(runtime, images, actions, CONTEXT)
     predicted = draw_predictions(runtime, latents, last)
     latent_only = draw_predictions(runtime, latents, last, False)
-    return {"psnr_db_h10": float(psnr(predicted[:, -1], truth[:, -1]).mean()),
-            "h10": split(predicted[:, -1], truth[:, -1], last),
-            "pusher_filtered": pusher_found(reconstruct_with_runtime(runtime, images, actions), images),
-            "pusher_open_loop_h10": pusher_found(latent_only[:, -1], truth[:, -1]),
-            "positions": what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents)}
+    record = {"psnr_db_h10": float(psnr(predicted[:, -1], truth[:, -1]).mean()),
+              "h10": split(predicted[:, -1], truth[:, -1], last),
+              "pusher_h10_by_window_kind": pusher_error_by_kind(predicted[:, -1], truth[:, -1],
+                                                                window_kinds(batch["true_state"][:, CONTEXT - 1:])),
+              "pusher_filtered": pusher_found(reconstruct_with_runtime(runtime, images, actions), images),
+              "pusher_open_loop_h10": pusher_found(latent_only[:, -1], truth[:, -1]),
+              "positions": what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents)}
+    if runtime.model.config.keypoints:
+        frames = np.concatenate([episode["image"] for episode in held_out.episodes])[:POINT_FRAMES]
+        record["keypoints"] = point_precision(runtime, frames)
+    return record
 
 
 def main() -> None:
@@ -126,8 +209,10 @@ def main() -> None:
     held_out, fit_episodes = load_dataset(args.held_out), load_dataset(args.fit_data).episodes[:FIT_EPISODES]
     batch = held_out.sample_windows(np.random.default_rng(0), WINDOWS, CONTEXT + HORIZON)
     truth, last = batch["image"][:, -1], batch["image"][:, CONTEXT - 1]
-    record = {"copy_last": {"psnr_db_h10": float(psnr(last, truth).mean()), "h10": split(last, truth, last)},
-              "models": {}}
+    kinds = window_kinds(batch["true_state"][:, CONTEXT - 1:])
+    record = {"copy_last": {"psnr_db_h10": float(psnr(last, truth).mean()), "h10": split(last, truth, last),
+                            "pusher_h10_by_window_kind": pusher_error_by_kind(last, truth, kinds)},
+              "free_motion_linearity": free_motion_linearity(fit_episodes), "models": {}}
     for name, run in named_paths(args.model, "--model").items():
         record["models"][name] = {"run": run, **measure(run, held_out, batch, fit_episodes)}
         shares = record["models"][name]["h10"]
@@ -137,6 +222,13 @@ def main() -> None:
         positions = record["models"][name]["positions"]
         print(f"  positions R^2 from the embedding {np.round(positions['embedding_r2'], 3).tolist()}, from the latent "
               f"{np.round(positions['latent_r2'], 3).tolist()}")
+        print("  pusher at h10, median px (model / copy-last): " + ", ".join(
+            f"{kind} ({value['windows']}) {value['median_error_px']:.2f} / "
+            f"{record['copy_last']['pusher_h10_by_window_kind'][kind]['median_error_px']:.2f}"
+            for kind, value in record["models"][name]["pusher_h10_by_window_kind"].items()))
+        for point, precision in enumerate(record["models"][name].get("keypoints", [])):
+            print(f"  point {point}: {precision['follows']}, {precision['median_residual_px']:.2f} px, peak weight "
+                  f"{precision['median_peak_weight']:.3f}")
     write_results(args.out, 0, record)
 
 

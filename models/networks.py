@@ -86,9 +86,12 @@ class SpatialSoftmax(nn.Module):
         self.log_sharpness = nn.Parameter(torch.tensor(math.log(KEYPOINT_SHARPNESS)))
         self.register_buffer("grid", pixel_grid(*size), persistent=False)
 
+    def weights(self, features: torch.Tensor) -> torch.Tensor:
+        """features float32 [B, C, h, w] -> each point's weights over the cells, float32 [B, K, h * w]."""
+        return torch.softmax(self.score(features).flatten(2) * self.log_sharpness.exp(), -1)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        weights = torch.softmax(self.score(features).flatten(2) * self.log_sharpness.exp(), -1)  # [B, K, h * w]
-        return (weights @ self.grid).flatten(1)
+        return (self.weights(features) @ self.grid).flatten(1)
 
 
 class ConvEncoder(nn.Module):
@@ -108,13 +111,15 @@ class ConvEncoder(nn.Module):
         self.keypoints = SpatialSoftmax(depth * 2 ** (KEYPOINT_LAYERS - 1), keypoints, map_size) if keypoints else None
         self.to(memory_format=CONV_LAYOUT)
 
+    def point_map(self, images: torch.Tensor) -> torch.Tensor:
+        """images float32 [B, 3, h, w] -> the conv map the keypoints are found on, [B, C, h', w']."""
+        return self.net[:2 * KEYPOINT_LAYERS](images.contiguous(memory_format=CONV_LAYOUT))  # a conv and an ELU each
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.contiguous(memory_format=CONV_LAYOUT)
         if self.keypoints is None:
-            return self.net(images)
-        split = 2 * KEYPOINT_LAYERS  # each layer is a conv and an ELU
-        features = self.net[:split](images)
-        return torch.cat([self.net[split:](features), self.keypoints(features)], -1)
+            return self.net(images.contiguous(memory_format=CONV_LAYOUT))
+        features = self.point_map(images)
+        return torch.cat([self.net[2 * KEYPOINT_LAYERS:](features), self.keypoints(features)], -1)
 
 
 class ConvDecoder(nn.Module):
