@@ -171,8 +171,8 @@ def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> di
                                        for h in (1, 5, HORIZON)}}
 
 
-def measure(run: str, held_out, batch: dict, fit_episodes) -> dict:
-    """One model on the held-out windows `batch` (TrajectoryDataset.sample_windows)."""
+def measure(run: str, held_out, batch: dict, fit_episodes, kinds: dict[str, np.ndarray]) -> dict:
+    """One model on the held-out windows `batch` (TrajectoryDataset.sample_windows), split as `kinds` (window_kinds)."""
     from hvp.models.evaluate import draw_predictions, imagine_with_runtime, reconstruct_with_runtime
     from hvp.models.metrics import psnr
     from hvp.models.runtime import load_runtime
@@ -185,8 +185,7 @@ def measure(run: str, held_out, batch: dict, fit_episodes) -> dict:
     latent_only = draw_predictions(runtime, latents, last, False)
     record = {"psnr_db_h10": float(psnr(predicted[:, -1], truth[:, -1]).mean()),
               "h10": split(predicted[:, -1], truth[:, -1], last),
-              "pusher_h10_by_window_kind": pusher_error_by_kind(predicted[:, -1], truth[:, -1],
-                                                                window_kinds(batch["true_state"][:, CONTEXT - 1:])),
+              "pusher_h10_by_window_kind": pusher_error_by_kind(predicted[:, -1], truth[:, -1], kinds),
               "pusher_filtered": pusher_found(reconstruct_with_runtime(runtime, images, actions), images),
               "pusher_open_loop_h10": pusher_found(latent_only[:, -1], truth[:, -1]),
               "positions": what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents)}
@@ -214,7 +213,7 @@ def main() -> None:
                             "pusher_h10_by_window_kind": pusher_error_by_kind(last, truth, kinds)},
               "free_motion_linearity": free_motion_linearity(fit_episodes), "models": {}}
     for name, run in named_paths(args.model, "--model").items():
-        record["models"][name] = {"run": run, **measure(run, held_out, batch, fit_episodes)}
+        record["models"][name] = {"run": run, **measure(run, held_out, batch, fit_episodes, kinds)}
         shares = record["models"][name]["h10"]
         print(f"{name}: h10 {record['models'][name]['psnr_db_h10']:.2f} dB; error share " + ", ".join(
             f"{part} {value['error_share']:.2f} (exact: {value['psnr_db_with_it_exact']:.2f} dB)"
