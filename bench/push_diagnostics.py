@@ -47,16 +47,23 @@ def colour_masks(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (red - blue > 100) & (red > 150) & (green > 60), color_mask(frames, "green")
 
 
-def pusher_found(frames: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Share of frames that draw any pusher pixel, and the median centroid distance where both show it."""
+def pusher_error(drawn: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Pusher masks bool [..., h, w] of predicted and true frames -> centroid distance (px) [...], NaN where either
+    frame shows no pusher."""
     from hvp.models.metrics import mask_centroids
 
-    drawn, true = colour_masks(frames)[0], colour_masks(truth)[0]
     (drawn_at, drawn_any), (true_at, true_any) = mask_centroids(drawn), mask_centroids(true)
-    both = drawn_any & true_any
-    distance = np.linalg.norm(drawn_at - true_at, axis=-1)[both]
-    return {"drawn_fraction": float(drawn_any[true_any].mean()), "drawn_pixels": float(drawn.sum((-2, -1)).mean()),
-            "true_pixels": float(true.sum((-2, -1)).mean()),
+    return np.where(drawn_any & true_any, np.linalg.norm(drawn_at - true_at, axis=-1), np.nan)
+
+
+def pusher_found(frames: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Share of frames that draw any pusher pixel, and the median centroid distance where both show it."""
+    drawn, true = colour_masks(frames)[0], colour_masks(truth)[0]
+    distance = pusher_error(drawn, true)
+    distance = distance[~np.isnan(distance)]
+    true_any = true.any((-2, -1))
+    return {"drawn_fraction": float(drawn.any((-2, -1))[true_any].mean()),
+            "drawn_pixels": float(drawn.sum((-2, -1)).mean()), "true_pixels": float(true.sum((-2, -1)).mean()),
             "median_error_px": float(np.median(distance)) if distance.size else None}
 
 
@@ -93,11 +100,7 @@ def window_kinds(true_states: np.ndarray) -> dict[str, np.ndarray]:
 def pusher_error_by_kind(predicted: np.ndarray, truth: np.ndarray, kinds: dict[str, np.ndarray]) -> dict:
     """h10 frames uint8 [N, h, w, 3] -> per window kind: windows, and the pusher's centroid error (px; median and
     mean) over the windows where both frames show it."""
-    from hvp.models.metrics import mask_centroids
-
-    (drawn_at, drawn_any), (true_at, true_any) = (mask_centroids(colour_masks(frames)[0]) for frames in (predicted,
-                                                                                                       truth))
-    error = np.where(drawn_any & true_any, np.linalg.norm(drawn_at - true_at, axis=-1), np.nan)
+    error = pusher_error(colour_masks(predicted)[0], colour_masks(truth)[0])
     return {kind: {"windows": int(mask.sum()), "median_error_px": float(np.nanmedian(error[mask])),
                    "mean_error_px": float(np.nanmean(error[mask]))} for kind, mask in kinds.items() if mask.any()}
 
