@@ -18,7 +18,10 @@ the positions are lost), and how far the latent's map reads the truth from open-
 Where the pusher goes wrong: the held-out windows split by what the pusher meets from the last context frame on
 (the block within reach, else an outer wall within reach, else nothing: free motion), its centroid error at the last
 horizon per kind beside copy-last's; and how exactly a linear map of (position, velocity, action) gives the next
-(position, velocity) on the free steps of --fit-data, so that what the model misses there is its own. For models
+(position, velocity) on the free steps of --fit-data, so that what the model misses there is its own; how far a
+linear map from the pusher's colour centroids in the context frames and the window's actions (fit on free windows
+of --fit-data) finds it at each horizon, what the images themselves allow; and the model's own pusher error at each
+horizon in free motion, from the filtered reconstruction of the last context frame (h0) on. For models
 with keypoints, each encoder point's precision: the object whose colour centroid a linear map from the point reads
 best, that map's median residual in pixels, and the softmax's median peak weight (near 1, the point sits on a cell
 centre and moves in steps of a cell).
@@ -35,6 +38,7 @@ FIT_EPISODES = 100
 POSITIONS = slice(0, 4)  # true_state: pusher (x, y), block (x, y), then the block's yaw (seen only modulo 90 degrees)
 REACH_MARGIN = 0.05  # m: a pusher this close to touching the block (any yaw) or a wall may be stopped by it
 POINT_FRAMES = 600  # held-out frames the keypoints' precision is measured on
+ORACLE_WINDOWS = 6000  # windows of --fit-data the centroid map is fit on (their free ones: about a quarter)
 
 
 def colour_masks(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -121,6 +125,45 @@ def free_motion_linearity(episodes) -> dict[str, float]:
             "largest_position_residual_m": float(np.abs(inputs @ weights - targets)[:, :2].max())}
 
 
+def pusher_centroids(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, T, h, w, 3] -> (the pusher's colour centroid (px) [N, T, 2], bool [N]: shown in every frame)."""
+    from hvp.models.metrics import mask_centroids
+
+    centroids, shown = mask_centroids(colour_masks(images)[0])
+    return centroids, shown.all(1)
+
+
+def centroid_oracle(fit_data, batch: dict, free: np.ndarray) -> dict[str, float]:
+    """Least-squares linear maps (the pusher's centroids in the CONTEXT frames, the window's actions, 1) -> its
+    centroid at each horizon, fit on the free windows of ORACLE_WINDOWS from fit_data -> their median error (px)
+    on the free held-out windows of `batch`: how precisely the images and actions place the free pusher."""
+    def inputs(windows: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        centroids, shown = pusher_centroids(windows["image"])
+        count = len(centroids)
+        return (np.concatenate([centroids[:, :CONTEXT].reshape(count, -1), windows["action"][:, :-1].reshape(count, -1),
+                                np.ones((count, 1))], 1), centroids, shown)
+
+    fit_windows = fit_data.sample_windows(np.random.default_rng(1), ORACLE_WINDOWS, CONTEXT + HORIZON)
+    fit_inputs, fit_centroids, fit_shown = inputs(fit_windows)
+    use = fit_shown & window_kinds(fit_windows["true_state"][:, CONTEXT - 1:])["free"]
+    held_inputs, held_centroids, held_shown = inputs(batch)
+    record = {"fit_windows": int(use.sum())}
+    for h in range(1, HORIZON + 1):
+        weights, *_ = np.linalg.lstsq(fit_inputs[use], fit_centroids[use, CONTEXT - 1 + h], rcond=None)
+        error = np.linalg.norm(held_inputs @ weights - held_centroids[:, CONTEXT - 1 + h], axis=-1)
+        record[f"h{h}"] = float(np.median(error[free & held_shown]))
+    return record
+
+
+def pusher_error_by_horizon(filtered: np.ndarray, predicted: np.ndarray, images: np.ndarray,
+                            free: np.ndarray) -> dict[str, float]:
+    """The model's pusher centroid error (px, median over the free windows): h0 the filtered reconstruction of the
+    last context frame, h1.. the open-loop frames predicted [N, H, h, w, 3] against images [N, C+H, h, w, 3]."""
+    drawn = np.concatenate([filtered[:, CONTEXT - 1:CONTEXT], predicted], 1)
+    error = pusher_error(colour_masks(drawn)[0], colour_masks(images[:, CONTEXT - 1:])[0])
+    return {f"h{h}": float(np.nanmedian(error[free, h])) for h in range(HORIZON + 1)}
+
+
 def point_precision(runtime, frames: np.ndarray) -> list[dict]:
     """The encoder's keypoints on frames uint8 [N, h, w, 3] -> per point: the object it follows, the median
     residual (px) of a linear map from it to that object's colour centroid, its softmax's median peak weight."""
@@ -186,10 +229,12 @@ def measure(run: str, held_out, batch: dict, fit_episodes, kinds: dict[str, np.n
     latents = imagine_with_runtime(runtime, images, actions, CONTEXT)
     predicted = draw_predictions(runtime, latents, last)
     latent_only = draw_predictions(runtime, latents, last, False)
+    filtered = reconstruct_with_runtime(runtime, images, actions)
     record = {"psnr_db_h10": float(psnr(predicted[:, -1], truth[:, -1]).mean()),
               "h10": split(predicted[:, -1], truth[:, -1], last),
               "pusher_h10_by_window_kind": pusher_error_by_kind(predicted[:, -1], truth[:, -1], kinds),
-              "pusher_filtered": pusher_found(reconstruct_with_runtime(runtime, images, actions), images),
+              "pusher_free_by_horizon": pusher_error_by_horizon(filtered, predicted, images, kinds["free"]),
+              "pusher_filtered": pusher_found(filtered, images),
               "pusher_open_loop_h10": pusher_found(latent_only[:, -1], truth[:, -1]),
               "positions": what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents)}
     if runtime.model.config.keypoints:
@@ -208,13 +253,17 @@ def main() -> None:
     from hvp.data import load_dataset
     from hvp.models.metrics import psnr
 
-    held_out, fit_episodes = load_dataset(args.held_out), load_dataset(args.fit_data).episodes[:FIT_EPISODES]
+    held_out, fit_data = load_dataset(args.held_out), load_dataset(args.fit_data)
+    fit_episodes = fit_data.episodes[:FIT_EPISODES]
     batch = held_out.sample_windows(np.random.default_rng(0), WINDOWS, CONTEXT + HORIZON)
     truth, last = batch["image"][:, -1], batch["image"][:, CONTEXT - 1]
     kinds = window_kinds(batch["true_state"][:, CONTEXT - 1:])
     record = {"copy_last": {"psnr_db_h10": float(psnr(last, truth).mean()), "h10": split(last, truth, last),
                             "pusher_h10_by_window_kind": pusher_error_by_kind(last, truth, kinds)},
-              "free_motion_linearity": free_motion_linearity(fit_episodes), "models": {}}
+              "free_motion_linearity": free_motion_linearity(fit_episodes),
+              "pusher_free_centroid_oracle": centroid_oracle(fit_data, batch, kinds["free"]), "models": {}}
+    print("pusher in free motion, a linear map from context centroids and actions, median px: " + ", ".join(
+        f"h{h} {record['pusher_free_centroid_oracle'][f'h{h}']:.2f}" for h in (1, 5, HORIZON)))
     for name, run in named_paths(args.model, "--model").items():
         record["models"][name] = {"run": run, **measure(run, held_out, batch, fit_episodes, kinds)}
         shares = record["models"][name]["h10"]
@@ -228,6 +277,8 @@ def main() -> None:
             f"{kind} ({value['windows']}) {value['median_error_px']:.2f} / "
             f"{record['copy_last']['pusher_h10_by_window_kind'][kind]['median_error_px']:.2f}"
             for kind, value in record["models"][name]["pusher_h10_by_window_kind"].items()))
+        print("  pusher in free motion by horizon, median px: " + ", ".join(
+            f"{h} {value:.2f}" for h, value in record["models"][name]["pusher_free_by_horizon"].items()))
         for point, precision in enumerate(record["models"][name].get("keypoints", [])):
             print(f"  point {point}: {precision['follows']}, {precision['median_residual_px']:.2f} px, peak weight "
                   f"{precision['median_peak_weight']:.3f}")

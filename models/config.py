@@ -50,6 +50,11 @@ class RSSMConfig(Config):
     # from every filtered state and pull it toward the later posteriors; 0 trains one step ahead only
     overshooting: int = 0
     overshooting_scale: float = 1.0
+    # > 0: a linear head reads the robot's own recorded state (the dataset's "state": proprioception, which a real
+    # robot has too) from the filtered and the open-loop latents, with this weight per standardized squared unit, so
+    # the rollout learns to carry the robot precisely; images and actions stay the model's only inputs
+    proprio_weight: float = 0.0
+    proprio_dim: int = 0  # size of that state; fit() sets it from the dataset
 
     @property
     def latent_dim(self) -> int:
@@ -73,6 +78,11 @@ class RSSMConfig(Config):
                 "{} (got {!r})", FOREGROUND_REFERENCES, self.foreground_reference)
         require(self.keypoints >= 0, "RSSMConfig.keypoints must be >= 0 (got {})", self.keypoints)
         require(self.overshooting >= 0, "RSSMConfig.overshooting must be >= 0 (got {})", self.overshooting)
+        require(self.proprio_weight >= 0 and self.proprio_dim >= 0,
+                "RSSMConfig.proprio_weight and proprio_dim must be >= 0 (got {}, {})", self.proprio_weight,
+                self.proprio_dim)
+        require(not self.proprio_weight or self.proprio_dim, "RSSMConfig.proprio_weight needs proprio_dim >= 1 (the "
+                "robot state's size)")
         require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
                 self.overshooting_scale)
 

@@ -88,8 +88,11 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
     torch.set_num_threads(threads or max(1, default_threads() // local_world))
     train_config = TrainConfig.preset(preset, **(train_overrides or {}))
     first = dataset.episodes[0]
+    model_overrides = dict(model_overrides or {})
+    if model_overrides.get("proprio_weight"):  # the robot state's size is the dataset's
+        model_overrides["proprio_dim"] = first["state"].shape[1]
     model_config = model_config_class(kind).preset(preset, image_size=tuple(first["image"].shape[1:3]),
-                                                   action_dim=first["action"].shape[1], **(model_overrides or {}))
+                                                   action_dim=first["action"].shape[1], **model_overrides)
     has_checkpoint = (out_dir / checkpoint.TRAIN_STEP_FILE).is_file()
     if has_checkpoint and not resume:
         raise FileExistsError(f"out: {out_dir} already holds a run; pass resume=True (--resume) or choose another --out")
@@ -105,6 +108,8 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
         model = checkpoint.build_model(kind, model_config).to(device)
         if getattr(model_config, "learned_background", False):
             model.decoder.set_background(background_frames(dataset, train_config, device))
+        if getattr(model_config, "proprio_weight", 0):
+            model.set_proprio_scale(torch.from_numpy(np.concatenate([e["state"] for e in dataset.episodes])).float())
     if (tuple(model.config.image_size), model.config.action_dim) != (model_config.image_size, model_config.action_dim):
         raise ValueError(f"dataset: images {model_config.image_size} and action dim {model_config.action_dim} do not "
                          f"match the model in {out_dir} ({tuple(model.config.image_size)}, {model.config.action_dim})")
@@ -120,13 +125,15 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
         if rank:  # only rank 0's sampler state is saved; the others continue on a fresh stream of their own
             rng = np.random.default_rng([train_config.seed, rank, start_step])
     wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    inputs = ("image", "action", "state") if getattr(model.config, "proprio_weight", 0) else ("image", "action")
     preview_batch = _windows_to_torch(dataset.sample_windows(np.random.default_rng(train_config.seed), 4,
                                                              train_config.seq_len), device)
     env_args = dict(dataset.env_args)
     log = RunLog(out_dir) if rank == 0 else None
 
     def next_batch() -> dict[str, torch.Tensor]:
-        return _windows_to_torch(dataset.sample_windows(rng, train_config.batch_size, train_config.seq_len), device)
+        return _windows_to_torch(dataset.sample_windows(rng, train_config.batch_size, train_config.seq_len), device,
+                                 inputs)
 
     def save(step: int) -> None:
         checkpoint.save_model(out_dir, kind, saved, train_config, env_args)
@@ -144,7 +151,8 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
                   every=([(1, lambda step: averaged.update_parameters(model))] if averaged is not None else [])
                   + ([(train_config.save_every, save), (train_config.preview_every, preview)] if rank == 0 else []),
                   frames_per_step=train_config.batch_size * train_config.seq_len * world,
-                  learning_rate=partial(cosine_learning_rate, train_config), progress=progress and rank == 0)
+                  learning_rate=partial(cosine_learning_rate, train_config), progress=progress and rank == 0,
+                  inputs=inputs)
     if log is not None:
         log.close()
         summary = {"kind": kind, "preset": preset, "start_step": start_step, "steps": train_config.steps,

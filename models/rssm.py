@@ -49,6 +49,7 @@ class Filtered:
     post_params: torch.Tensor
     post_mean: torch.Tensor  # the posterior's mean of z [B, L, stoch]: the filtered planning latent's z
     points: torch.Tensor | None  # with keypoints: the encoder's image points [B, L, K, 2], else None
+    proprio: torch.Tensor | None  # with proprio_weight: the robot's recorded state, standardized [B, L, S], else None
 
 
 class RSSM(nn.Module):
@@ -64,6 +65,10 @@ class RSSM(nn.Module):
         params = config.stoch_dim if config.latent == "categorical" else 2 * config.stoch_dim  # logits / mean, std
         self.prior_net = mlp(config.deter_dim, config.hidden_dim, params)
         self.posterior_net = mlp(config.deter_dim + self.encoder.output_dim, config.hidden_dim, params)
+        if config.proprio_weight:
+            self.proprio_head = nn.Linear(config.latent_dim, config.proprio_dim)
+            self.register_buffer("proprio_mean", torch.zeros(config.proprio_dim))
+            self.register_buffer("proprio_std", torch.ones(config.proprio_dim))
 
     # -- step functions (explicit state in and out) ----------------------------------
     def initial(self, batch: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,12 +150,28 @@ class RSSM(nn.Module):
         return self.encoder(images.flatten(0, 1)).unflatten(0, images.shape[:2])
 
     # -- training ----------------------------------------------------------------------
-    def forward(self, images: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Negative ELBO of a window: images uint8 [B, L, h, w, 3], actions float32 [B, L, A] -> (loss, metrics)."""
-        return self.elbo(self.filter_window(images, actions))
+    def set_proprio_scale(self, states: torch.Tensor) -> None:
+        """Recorded robot states float [N, S] from many episodes -> the proprio tie standardizes by their mean and
+        std (a model with proprio_weight only)."""
+        if not self.config.proprio_weight:
+            raise ValueError("set_proprio_scale: this model was built without proprio_weight")
+        if states.ndim != 2 or states.shape[1] != self.config.proprio_dim:
+            raise ValueError(f"states: expected [N, {self.config.proprio_dim}], got {list(states.shape)}")
+        self.proprio_mean.copy_(states.mean(0))
+        self.proprio_std.copy_(states.std(0).clamp(min=1e-6))
 
-    def filter_window(self, images: torch.Tensor, actions: torch.Tensor) -> Filtered:
+    def forward(self, images: torch.Tensor, actions: torch.Tensor,
+                states: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Negative ELBO of a window: images uint8 [B, L, h, w, 3], actions float32 [B, L, A], and with
+        proprio_weight the robot's recorded states float [B, L, S] -> (loss, metrics)."""
+        return self.elbo(self.filter_window(images, actions, states))
+
+    def filter_window(self, images: torch.Tensor, actions: torch.Tensor,
+                      states: torch.Tensor | None = None) -> Filtered:
         """Filter a window with sampled latents (reparameterized), keeping what the losses need."""
+        if self.config.proprio_weight and states is None:
+            raise ValueError("states: this model trains with proprio_weight, so it needs the robot's recorded "
+                             "states [B, L, S] beside the images and actions")
         frames = to_float_images(images)
         embeds = self.embed(frames)
         prev = previous_actions(actions)
@@ -165,8 +186,9 @@ class RSSM(nn.Module):
             features.append(torch.cat([deter, stoch], -1))
         post = torch.stack(post_params, 1)
         points = embeds[..., -2 * self.config.keypoints:].unflatten(-1, (-1, 2)) if self.config.keypoints else None
+        proprio = (states.float() - self.proprio_mean) / self.proprio_std if self.config.proprio_weight else None
         return Filtered(frames, prev, torch.stack(deters, 1), torch.stack(features, 1), torch.stack(prior_params, 1),
-                        post, self.mean(post), points)
+                        post, self.mean(post), points, proprio)
 
     def elbo(self, window: Filtered) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Negative ELBO (plus latent overshooting when configured) of a filtered window -> (loss, metrics)."""
@@ -186,10 +208,14 @@ class RSSM(nn.Module):
         if window.points is not None:
             metrics["keypoint_tie"] = self.keypoint_tie(window.features, window.points)
             loss = loss + KEYPOINT_TIE_WEIGHT * metrics["keypoint_tie"]
-        if self.blend is not None or window.points is not None:
+        if window.proprio is not None:
+            metrics["proprio_tie"] = self.proprio_tie(torch.cat([window.deters, window.post_mean], -1), window.proprio)
+            loss = loss + config.proprio_weight * metrics["proprio_tie"]
+        if self.blend is not None or window.points is not None or window.proprio is not None:
             metrics.update(self.open_loop_terms(window, weights))
             loss = loss + metrics.get("blend_reconstruction", 0.0)
             loss = loss + KEYPOINT_TIE_WEIGHT * metrics.get("open_loop_keypoint_tie", 0.0)
+            loss = loss + config.proprio_weight * metrics.get("open_loop_proprio_tie", 0.0)
         if config.overshooting:
             metrics["overshooting_kl"] = self.overshooting_kl(window.deters, window.post_mean, post, window.prev)
             loss = loss + config.overshooting_scale * metrics["overshooting_kl"]
@@ -203,6 +229,11 @@ class RSSM(nn.Module):
         carry the encoder's points, linearly."""
         drawn = self.decoder.keypoints(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
         return ((drawn - points.detach()) ** 2).sum((2, 3)).mean()
+
+    def proprio_tie(self, latents: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        """Squared error of the robot state read linearly from planning latents [B, N, D] against the recorded one
+        (standardized) [B, N, S], summed over its dims, averaged over frames."""
+        return ((self.proprio_head(latents) - proprio) ** 2).sum(-1).mean()
 
     def open_loop_terms(self, window: Filtered, weights: torch.Tensor) -> dict[str, torch.Tensor]:
         """Losses on open-loop predictions, as evaluation and the planner roll them: prior means rolled d steps (d
@@ -221,6 +252,8 @@ class RSSM(nn.Module):
             terms["blend_reconstruction"] = error.sum((2, 3, 4)).mean()
         if window.points is not None:
             terms["open_loop_keypoint_tie"] = self.keypoint_tie(latents, window.points[:, step::stride])
+        if window.proprio is not None:
+            terms["open_loop_proprio_tie"] = self.proprio_tie(latents, window.proprio[:, step::stride])
         return terms
 
     def open_loop(self, deters: torch.Tensor, post_mean: torch.Tensor, prev: torch.Tensor,

@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overshooting", type=int,
                         help="rssm: latent overshooting, the prior also trained rolled open-loop up to this many steps "
                              "ahead, as the planner rolls it (default 0: one step)")
+    parser.add_argument("--proprio-weight", type=float,
+                        help="rssm: also read the robot's own recorded state (the dataset's state) from the filtered "
+                             "and open-loop latents with this weight, so rollouts carry the robot precisely; the "
+                             "model still sees images and actions only (default 0: off)")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -73,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                                                        ("latent", args.latent), ("stoch_dim", args.stoch_dim),
                                                        ("classes", args.classes),
                                                        ("free_nats", args.free_nats),
-                                                       ("overshooting", args.overshooting)) if value is not None}
+                                                       ("overshooting", args.overshooting),
+                                                       ("proprio_weight", args.proprio_weight)) if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,
         progress=not args.no_progress)

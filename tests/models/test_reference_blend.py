@@ -9,9 +9,9 @@ from hvp.models.evaluate import evaluate, predict_with_runtime
 from hvp.models.fit import fit
 from hvp.models.metrics import psnr
 from hvp.models.networks import ReferenceBlend, to_uint8_images
-from hvp.models.rssm import OPEN_LOOP_HORIZON, OPEN_LOOP_START_STRIDE
 from hvp.models.runtime import TorchRuntime, load_runtime
 from hvp.playground import predict
+from open_loop_check import direct_open_loop
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +53,9 @@ def test_the_blend_loss_draws_open_loop_predictions_on_the_frame_they_started_fr
         weights = torch.rand(2, 12, 1, *model.config.image_size) + 1
         torch.manual_seed(7)
         got = float(model.open_loop_terms(window, weights)["blend_reconstruction"])
-        torch.manual_seed(7)
-        steps = int(torch.randint(1, min(OPEN_LOOP_HORIZON, 11) + 1, ()))
-        errors = []
-        for t in range(0, 12 - steps, OPEN_LOOP_START_STRIDE):
-            latent = model.rollout(window.deters[:, t], window.post_mean[:, t], window.prev[:, t + 1:t + 1 + steps])
-            drawn = model.decode(latent[:, -1], window.frames[:, t])
-            errors.append(((drawn - window.frames[:, t + steps]) ** 2 * weights[:, t + steps]).sum((1, 2, 3)))
+        steps, rolled = direct_open_loop(model, window, 7)
+        errors = [((model.decode(latent, window.frames[:, t]) - window.frames[:, t + steps]) ** 2
+                   * weights[:, t + steps]).sum((1, 2, 3)) for t, latent in rolled]
     assert len(errors) >= 1
     np.testing.assert_allclose(got, float(torch.cat(errors).mean()), rtol=1e-4)
     assert got > 1.0  # real images, not zeros
