@@ -50,9 +50,9 @@ class RSSMConfig(Config):
     # from every filtered state and pull it toward the later posteriors; 0 trains one step ahead only
     overshooting: int = 0
     overshooting_scale: float = 1.0
-    # > 0: a linear head reads the robot's own recorded state (the dataset's "state": proprioception, which a real
-    # robot has too) from the filtered and the open-loop latents, with this weight per standardized squared unit, so
-    # the rollout learns to carry the robot precisely; images and actions stay the model's only inputs
+    # > 0: h's last proprio_dim dims hold the robot's own state (the dataset's "state": proprioception, which a real
+    # robot has too), stepped linearly plus a bounded correction, and tied to the recorded state with this weight per
+    # standardized squared unit in filtered and open-loop latents; images and actions stay the model's only inputs
     proprio_weight: float = 0.0
     proprio_dim: int = 0  # size of that state; fit() sets it from the dataset
 
@@ -81,8 +81,9 @@ class RSSMConfig(Config):
         require(self.proprio_weight >= 0 and self.proprio_dim >= 0,
                 "RSSMConfig.proprio_weight and proprio_dim must be >= 0 (got {}, {})", self.proprio_weight,
                 self.proprio_dim)
-        require(not self.proprio_weight or self.proprio_dim, "RSSMConfig.proprio_weight needs proprio_dim >= 1 (the "
-                "robot state's size)")
+        require(self.proprio_dim < self.deter_dim and (self.proprio_dim or not self.proprio_weight),
+                "RSSMConfig.proprio_weight needs 1 <= proprio_dim < deter_dim (the robot state's size, held in h's "
+                "last dims; got {} of {})", self.proprio_dim, self.deter_dim)
         require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
                 self.overshooting_scale)
 

@@ -108,7 +108,7 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
         model = checkpoint.build_model(kind, model_config).to(device)
         if getattr(model_config, "learned_background", False):
             model.decoder.set_background(background_frames(dataset, train_config, device))
-        if getattr(model_config, "proprio_weight", 0):
+        if getattr(model_config, "proprio_dim", 0):
             model.set_proprio_scale(torch.from_numpy(np.concatenate([e["state"] for e in dataset.episodes])).float())
     if (tuple(model.config.image_size), model.config.action_dim) != (model_config.image_size, model_config.action_dim):
         raise ValueError(f"dataset: images {model_config.image_size} and action dim {model_config.action_dim} do not "
@@ -125,7 +125,7 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
         if rank:  # only rank 0's sampler state is saved; the others continue on a fresh stream of their own
             rng = np.random.default_rng([train_config.seed, rank, start_step])
     wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    inputs = ("image", "action", "state") if getattr(model.config, "proprio_weight", 0) else ("image", "action")
+    inputs = ("image", "action", "state") if getattr(model.config, "proprio_dim", 0) else ("image", "action")
     preview_batch = _windows_to_torch(dataset.sample_windows(np.random.default_rng(train_config.seed), 4,
                                                              train_config.seq_len), device)
     env_args = dict(dataset.env_args)

@@ -4,7 +4,9 @@ State: deterministic h float32 [B, deter] (GRU) and stochastic z float32 [B, sto
 one-hot categorical groups (DreamerV2; RSSMConfig.latent). Planning latent (D = deter + stoch): [h, mean of z]
 (the Gaussian's mean; the categorical's class probabilities), the prior mean when imagining and the posterior
 mean when filtering, so imagined and observed latents live in one space. Training samples z (reparameterized;
-straight-through gradients for the categorical).
+straight-through gradients for the categorical). With RSSMConfig.proprio_weight, h's last dims hold the robot's own
+state, stepped linearly (so free motion is held exactly) plus a bounded correction, and tied in training to the
+robot's recorded proprioception.
 
 Every step function takes and returns its state explicitly, so the encoder, the posterior
 step, the prior rollout and the decoder can be exported as separate graphs.
@@ -49,7 +51,7 @@ class Filtered:
     post_params: torch.Tensor
     post_mean: torch.Tensor  # the posterior's mean of z [B, L, stoch]: the filtered planning latent's z
     points: torch.Tensor | None  # with keypoints: the encoder's image points [B, L, K, 2], else None
-    proprio: torch.Tensor | None  # with proprio_weight: the robot's recorded state, standardized [B, L, S], else None
+    proprio: torch.Tensor | None  # with a robot state: its recorded values, standardized [B, L, S], else None
 
 
 class RSSM(nn.Module):
@@ -60,13 +62,23 @@ class RSSM(nn.Module):
         self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background,
                                    config.keypoints)
         self.blend = ReferenceBlend() if config.reference_blend else None
-        self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim, config.hidden_dim), nn.ELU())
-        self.cell = GRUCell(config.hidden_dim, config.deter_dim)
+        robot = config.proprio_dim  # h's last dims: the robot's state, stepped linearly
+        self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim + robot, config.hidden_dim),
+                                         nn.ELU())
+        self.cell = GRUCell(config.hidden_dim, config.deter_dim - robot)
         params = config.stoch_dim if config.latent == "categorical" else 2 * config.stoch_dim  # logits / mean, std
         self.prior_net = mlp(config.deter_dim, config.hidden_dim, params)
         self.posterior_net = mlp(config.deter_dim + self.encoder.output_dim, config.hidden_dim, params)
-        if config.proprio_weight:
-            self.proprio_head = nn.Linear(config.latent_dim, config.proprio_dim)
+        if robot:
+            # s' = A s + B a + c (free motion exactly) + a bounded correction (contacts; what the image shows)
+            self.robot_step = nn.Linear(robot + config.action_dim, robot)
+            self.robot_correction = nn.Linear(config.deter_dim + config.stoch_dim + config.action_dim, robot)
+            with torch.no_grad():
+                self.robot_step.weight.zero_()
+                self.robot_step.weight[:, :robot].copy_(torch.eye(robot))
+                self.robot_step.bias.zero_()
+                self.robot_correction.weight.mul_(0.01)
+                self.robot_correction.bias.zero_()
             self.register_buffer("proprio_mean", torch.zeros(config.proprio_dim))
             self.register_buffer("proprio_std", torch.ones(config.proprio_dim))
 
@@ -78,7 +90,13 @@ class RSSM(nn.Module):
 
     def transition(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """h [B, deter], z [B, stoch], action [B, A] -> next h [B, deter]."""
-        return self.cell(self.input_layer(torch.cat([stoch, action], -1)), deter)
+        if not self.config.proprio_dim:
+            return self.cell(self.input_layer(torch.cat([stoch, action], -1)), deter)
+        hidden, robot = deter[:, :-self.config.proprio_dim], deter[:, -self.config.proprio_dim:]
+        hidden = self.cell(self.input_layer(torch.cat([stoch, action, robot], -1)), hidden)
+        # z held fixed here: the ties must not pull the encoder's points onto the robot
+        correction = torch.tanh(self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1)))
+        return torch.cat([hidden, self.robot_step(torch.cat([robot, action], -1)) + correction], -1)
 
     def prior(self, deter: torch.Tensor) -> torch.Tensor:
         """h [B, deter] -> parameters [B, P] of z's distribution before seeing the frame."""
@@ -152,9 +170,9 @@ class RSSM(nn.Module):
     # -- training ----------------------------------------------------------------------
     def set_proprio_scale(self, states: torch.Tensor) -> None:
         """Recorded robot states float [N, S] from many episodes -> the proprio tie standardizes by their mean and
-        std (a model with proprio_weight only)."""
-        if not self.config.proprio_weight:
-            raise ValueError("set_proprio_scale: this model was built without proprio_weight")
+        std (a model with a robot state only)."""
+        if not self.config.proprio_dim:
+            raise ValueError("set_proprio_scale: this model was built without a robot state (proprio_weight)")
         if states.ndim != 2 or states.shape[1] != self.config.proprio_dim:
             raise ValueError(f"states: expected [N, {self.config.proprio_dim}], got {list(states.shape)}")
         self.proprio_mean.copy_(states.mean(0))
@@ -163,15 +181,15 @@ class RSSM(nn.Module):
     def forward(self, images: torch.Tensor, actions: torch.Tensor,
                 states: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Negative ELBO of a window: images uint8 [B, L, h, w, 3], actions float32 [B, L, A], and with
-        proprio_weight the robot's recorded states float [B, L, S] -> (loss, metrics)."""
+        a robot state (proprio_weight) its recorded values float [B, L, S] -> (loss, metrics)."""
         return self.elbo(self.filter_window(images, actions, states))
 
     def filter_window(self, images: torch.Tensor, actions: torch.Tensor,
                       states: torch.Tensor | None = None) -> Filtered:
         """Filter a window with sampled latents (reparameterized), keeping what the losses need."""
-        if self.config.proprio_weight and states is None:
-            raise ValueError("states: this model trains with proprio_weight, so it needs the robot's recorded "
-                             "states [B, L, S] beside the images and actions")
+        if self.config.proprio_dim and states is None:
+            raise ValueError("states: this model holds a robot state (proprio_weight), so it needs the robot's "
+                             "recorded states [B, L, S] beside the images and actions")
         frames = to_float_images(images)
         embeds = self.embed(frames)
         prev = previous_actions(actions)
@@ -186,7 +204,7 @@ class RSSM(nn.Module):
             features.append(torch.cat([deter, stoch], -1))
         post = torch.stack(post_params, 1)
         points = embeds[..., -2 * self.config.keypoints:].unflatten(-1, (-1, 2)) if self.config.keypoints else None
-        proprio = (states.float() - self.proprio_mean) / self.proprio_std if self.config.proprio_weight else None
+        proprio = (states.float() - self.proprio_mean) / self.proprio_std if self.config.proprio_dim else None
         return Filtered(frames, prev, torch.stack(deters, 1), torch.stack(features, 1), torch.stack(prior_params, 1),
                         post, self.mean(post), points, proprio)
 
@@ -231,20 +249,23 @@ class RSSM(nn.Module):
         return ((drawn - points.detach()) ** 2).sum((2, 3)).mean()
 
     def proprio_tie(self, latents: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
-        """Squared error of the robot state read linearly from planning latents [B, N, D] against the recorded one
-        (standardized) [B, N, S], summed over its dims, averaged over frames."""
-        return ((self.proprio_head(latents) - proprio) ** 2).sum(-1).mean()
+        """Squared error of the robot state held in planning latents [B, N, D] (h's last proprio_dim dims) against the
+        recorded one (standardized) [B, N, S], summed over its dims, averaged over frames."""
+        robot = latents[..., self.config.deter_dim - self.config.proprio_dim:self.config.deter_dim]
+        return ((robot - proprio) ** 2).sum(-1).mean()
 
     def open_loop_terms(self, window: Filtered, weights: torch.Tensor) -> dict[str, torch.Tensor]:
         """Losses on open-loop predictions, as evaluation and the planner roll them: prior means rolled d steps (d
         uniform in 1..OPEN_LOOP_HORIZON, one per update) from every OPEN_LOOP_START_STRIDE-th filtered state t.
         With reference_blend, "blend_reconstruction": each drawn on frame t, the reconstruction loss against frame
         t + d (weights [B, L, 1, h, w] from foreground_weights). With keypoints, "open_loop_keypoint_tie": their
-        points against those the encoder finds in frame t + d, so the dynamics learn to move the points."""
+        points against those the encoder finds in frame t + d, so the dynamics learn to move the points. With a robot
+        state, "open_loop_proprio_tie": its proprio_tie at every step 1..d, rolled from the same filtered states held
+        fixed, so it trains the dynamics and not what the encoder finds."""
         length, stride = window.frames.shape[1], OPEN_LOOP_START_STRIDE
         horizon = int(torch.randint(1, min(OPEN_LOOP_HORIZON, length - 1) + 1, ()))
-        *_, (step, deter, stoch, _) = self.open_loop(window.deters, window.post_mean, window.prev, horizon)
-        latents = torch.cat([deter, stoch], -1)[:, ::stride]
+        *_, (step, deter, stoch, _) = self.open_loop(window.deters, window.post_mean, window.prev, horizon, stride)
+        latents = torch.cat([deter, stoch], -1)
         terms = {}
         if self.blend is not None:
             drawn = self.decode(latents, window.frames[:, :length - step:stride])
@@ -252,23 +273,26 @@ class RSSM(nn.Module):
             terms["blend_reconstruction"] = error.sum((2, 3, 4)).mean()
         if window.points is not None:
             terms["open_loop_keypoint_tie"] = self.keypoint_tie(latents, window.points[:, step::stride])
-        if window.proprio is not None:
-            terms["open_loop_proprio_tie"] = self.proprio_tie(latents, window.proprio[:, step::stride])
+        if window.proprio is not None:  # every step 1..d from the same starts, held fixed: trains the dynamics
+            rolled = self.open_loop(window.deters.detach(), window.post_mean.detach(), window.prev, horizon, stride)
+            terms["open_loop_proprio_tie"] = torch.stack([
+                self.proprio_tie(torch.cat([deter, stoch], -1), window.proprio[:, step::stride])
+                for step, deter, stoch, _ in rolled]).mean()
         return terms
 
-    def open_loop(self, deters: torch.Tensor, post_mean: torch.Tensor, prev: torch.Tensor,
-                  horizon: int) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Prior means rolled d = 1..horizon steps from every filtered state t of a window with t + d in it (the
-        planner's rollout) -> yields (d, h [B, L - d, deter], prior mean [B, L - d, stoch], prior parameters
-        [B, L - d, P]): entry t has rolled from frame t to frame t + d. deters [B, L, deter], post_mean
-        [B, L, stoch], prev [B, L, A]."""
+    def open_loop(self, deters: torch.Tensor, post_mean: torch.Tensor, prev: torch.Tensor, horizon: int,
+                  stride: int = 1) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Prior means rolled d = 1..horizon steps from every stride-th filtered state t (0, stride, ...) of a window
+        with t + d in it (the planner's rollout) -> yields (d, h [B, S, deter], prior mean [B, S, stoch], prior
+        parameters [B, S, P]): entry i has rolled from frame i * stride to frame i * stride + d. deters [B, L, deter],
+        post_mean [B, L, stoch], prev [B, L, A]."""
         length = deters.shape[1]
-        deter, stoch = deters[:, :-1], post_mean[:, :-1]  # [B, starts, .]: every start t < L - 1
+        deter, stoch = deters[:, :-1:stride], post_mean[:, :-1:stride]  # [B, starts, .]: starts t < L - 1
         for step in range(1, min(horizon, length - 1) + 1):
-            reach = length - step  # starts t = 0 .. reach - 1 still have frame t + step in the window
+            reach = -(-(length - step) // stride)  # starts t < L - step still have frame t + step in the window
             deter, stoch = deter[:, :reach], stoch[:, :reach]
             deter = self.transition(deter.flatten(0, 1), stoch.flatten(0, 1),
-                                    prev[:, step:step + reach].flatten(0, 1)).unflatten(0, (-1, reach))
+                                    prev[:, step::stride].flatten(0, 1)).unflatten(0, (-1, reach))
             params = self.prior(deter)
             stoch = self.mean(params)
             yield step, deter, stoch, params

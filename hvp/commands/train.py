@@ -49,9 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rssm: latent overshooting, the prior also trained rolled open-loop up to this many steps "
                              "ahead, as the planner rolls it (default 0: one step)")
     parser.add_argument("--proprio-weight", type=float,
-                        help="rssm: also read the robot's own recorded state (the dataset's state) from the filtered "
-                             "and open-loop latents with this weight, so rollouts carry the robot precisely; the "
-                             "model still sees images and actions only (default 0: off)")
+                        help="rssm: hold the robot's own state (the dataset's state: proprioception) in the "
+                             "latent, stepped linearly, and tie it to the recorded one with this weight in filtered "
+                             "and open-loop latents, so rollouts carry the robot precisely; the model still sees "
+                             "images and actions only (default 0: off)")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")

@@ -25,8 +25,8 @@ BATCHES = (1, 5)
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """(run dir, onnx dir) of a debug RSSM (with a learned background and a reference blend), temporal-distance model
-    and subgoal CVAE with random weights, exported once."""
+    """(run dir, onnx dir) of a debug RSSM (a learned background, a reference blend, keypoints, a robot state),
+    temporal-distance model and subgoal CVAE with random weights, exported once."""
     import torch
 
     from hvp.models.checkpoint import save_model
@@ -41,8 +41,10 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "debug"
     world_model = RSSM(RSSMConfig.preset("debug", action_dim=2, learned_background=True, reference_blend=True,
-                                   keypoints=2))  # every optional graph piece exported
+                                   keypoints=2, proprio_weight=1.0, proprio_dim=4))  # every optional graph piece
     world_model.decoder.set_background(torch.rand(8, 3, 64, 64) - 0.5)  # the decoder graph must carry it too
+    torch.nn.init.normal_(world_model.robot_step.weight, std=0.5)  # the robot state's step, not the identity
+    torch.nn.init.normal_(world_model.robot_correction.weight, std=0.5)
     save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
     distance = TemporalDistanceNet(TemporalDistanceConfig.preset("debug", latent_dim=world_model.config.latent_dim))
     distance.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
