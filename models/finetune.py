@@ -42,6 +42,7 @@ from hvp.models.train import RunLog, train
 MODES = ("full", "encoder-decoder")
 KEEP = ("best", "last")
 DYNAMICS_MODULES = ("input_layer", "cell", "prior_net")  # the RSSM's transition and prior: frozen in encoder-decoder
+ROBOT_STATE_MODULES = ("robot_step", "robot_correction")  # the transition's robot state, when the model holds one
 SUMMARY_FILE = "finetune.json"
 
 
@@ -105,9 +106,10 @@ def freeze_dynamics(model: torch.nn.Module) -> list[str]:
     if missing:
         raise ValueError(f"mode 'encoder-decoder': the model ({type(model).__name__}) has no {missing}; "
                          f"it needs an RSSM run (use mode 'full' for other kinds)")
-    for name in DYNAMICS_MODULES:
+    frozen = [*DYNAMICS_MODULES, *(name for name in ROBOT_STATE_MODULES if hasattr(model, name))]
+    for name in frozen:
         getattr(model, name).requires_grad_(False)
-    return list(DYNAMICS_MODULES)
+    return frozen
 
 
 @torch.no_grad()
@@ -187,6 +189,15 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
     # only images and actions unless states are supervised: a recorded robot's true_state (NaN [T, 1]) need not
     # match the sim's
     trainee, inputs = model, ("image", "action")
+    if getattr(model_config, "proprio_dim", 0):  # its robot-state tie trains on the robot's recorded state
+        if config.state_loss:
+            raise ValueError(f"state_loss: the model of {os.fspath(run_dir)!r} holds a robot state (proprio_weight); "
+                             "state-supervised fine-tuning of such a model is not supported")
+        for name, dataset in (("data", real), ("sim-data", sim)):
+            if dataset is not None and dataset.episodes[0]["state"].shape[1] != model_config.proprio_dim:
+                raise ValueError(f"{name}: the model's robot state has {model_config.proprio_dim} dims, the data's "
+                                 f"state {dataset.episodes[0]['state'].shape[1]}")
+        inputs = ("image", "action", "state")
     if config.state_loss:
         trainee = state_supervised(model, run_dir, config, {"data": real, "sim-data": sim}, device)
         inputs = ("image", "action", "true_state")

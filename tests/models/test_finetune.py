@@ -8,7 +8,7 @@ from safetensors.numpy import load_file
 from hvp.cli import main
 from hvp.data import TrajectoryDataset, save_trajectories
 from hvp.models.checkpoint import load_model
-from hvp.models.finetune import DYNAMICS_MODULES, FinetuneConfig, finetune
+from hvp.models.finetune import DYNAMICS_MODULES, ROBOT_STATE_MODULES, FinetuneConfig, finetune
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,23 @@ def test_cli_full_finetune_exports_onnx_and_refuses_bad_inputs(rssm_run, shifted
                        for e in shifted_dataset.episodes], small, {})
     with pytest.raises(SystemExit, match=r"data: images \(32, 32\)"):
         main(["finetune", rssm_run, "--data", str(small), "--out", str(tmp_path / "bad"), "--preset", "debug"])
+
+
+def test_a_model_with_a_robot_state_fine_tunes_on_the_recorded_state_and_freezes_its_step(maze_dataset,
+                                                                                         shifted_dataset, tmp_path):
+    from hvp.models.fit import fit
+
+    fit(maze_dataset, tmp_path / "robot", preset="debug", train_overrides={"steps": 4},
+        model_overrides={"proprio_weight": 10.0}, threads=1, progress=False)
+    config = FinetuneConfig.preset("debug", mode="encoder-decoder", steps=4, patience=10)
+    summary = finetune(tmp_path / "robot", shifted_dataset, tmp_path / "ft", config, threads=1)
+    assert summary["frozen"] == [*DYNAMICS_MODULES, *ROBOT_STATE_MODULES]
+    before, after = _weights(tmp_path / "robot"), _weights(tmp_path / "ft")
+    assert all(np.array_equal(before[n], after[n]) for n in before if n.startswith(ROBOT_STATE_MODULES))
+    assert any(not np.array_equal(before[n], after[n]) for n in before if n.startswith("encoder"))
+    with pytest.raises(ValueError, match="state_loss"):
+        finetune(tmp_path / "robot", shifted_dataset, tmp_path / "ft2", config.replace(state_loss=1.0), threads=1)
+    narrower = TrajectoryDataset([{**e, "state": e["state"][:, :2]} for e in shifted_dataset.episodes],
+                                 shifted_dataset.env_args)
+    with pytest.raises(ValueError, match="robot state has 4 dims, the data's state 2"):
+        finetune(tmp_path / "robot", narrower, tmp_path / "ft3", config, threads=1)
