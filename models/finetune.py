@@ -157,6 +157,10 @@ def _check_fits(model: torch.nn.Module, dataset: TrajectoryDataset, name: str) -
     if found != expected:
         raise ValueError(f"{name}: images {found[0]} and action dim {found[1]} do not match the model's "
                          f"{expected[0]} and {expected[1]} (resize on import: hvp import-data --run RUN)")
+    robot = getattr(model.config, "proprio_dim", 0)  # a model with a robot state trains on the recorded one
+    if robot and episode["state"].shape[1] != robot:
+        raise ValueError(f"{name}: the model's robot state has {robot} dims, the data's state "
+                         f"{episode['state'].shape[1]}")
 
 
 def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str | os.PathLike,
@@ -193,10 +197,6 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
         if config.state_loss:
             raise ValueError(f"state_loss: the model of {os.fspath(run_dir)!r} holds a robot state (proprio_weight); "
                              "state-supervised fine-tuning of such a model is not supported")
-        for name, dataset in (("data", real), ("sim-data", sim)):
-            if dataset is not None and dataset.episodes[0]["state"].shape[1] != model_config.proprio_dim:
-                raise ValueError(f"{name}: the model's robot state has {model_config.proprio_dim} dims, the data's "
-                                 f"state {dataset.episodes[0]['state'].shape[1]}")
         inputs = ("image", "action", "state")
     if config.state_loss:
         trainee = state_supervised(model, run_dir, config, {"data": real, "sim-data": sim}, device)
