@@ -35,14 +35,14 @@ from hvp.data import TrajectoryDataset
 from hvp.models import checkpoint
 from hvp.models.config import FOREGROUND_REFERENCES, TrainConfig
 from hvp.models.fit import _windows_to_torch
+from hvp.models.rssm import ROBOT_STATE_MODULES
 from hvp.models.runtime import default_threads, resolve_device
 from hvp.models.state_supervision import StateSupervised
-from hvp.models.train import RunLog, train
+from hvp.models.train import RunLog, optimizer_groups, train
 
 MODES = ("full", "encoder-decoder")
 KEEP = ("best", "last")
 DYNAMICS_MODULES = ("input_layer", "cell", "prior_net")  # the RSSM's transition and prior: frozen in encoder-decoder
-ROBOT_STATE_MODULES = ("robot_step", "robot_correction")  # the transition's robot state, when the model holds one
 SUMMARY_FILE = "finetune.json"
 
 
@@ -206,8 +206,7 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
     held_windows = _windows_to_torch(held.sample_windows(np.random.default_rng(config.seed + 1),
                                                          config.held_out_windows, config.seq_len), device, inputs)
     sim_windows = round(config.batch_size * config.sim_fraction) if sim is not None else 0
-    optimizer = torch.optim.Adam([p for p in trainee.parameters() if p.requires_grad], lr=config.learning_rate,
-                                 eps=1e-5)
+    optimizer = torch.optim.Adam(optimizer_groups(trainee, ROBOT_STATE_MODULES), lr=config.learning_rate, eps=1e-5)
 
     def next_batch() -> dict[str, torch.Tensor]:
         parts = [train_set.sample_windows(rng, config.batch_size - sim_windows, config.seq_len)]

@@ -54,6 +54,11 @@ class Filtered:
     proprio: torch.Tensor | None  # with a robot state: its recorded values, standardized [B, L, S], else None
 
 
+# the transition's robot state, when the model holds one: trained apart from the image model (train() clips
+# these modules' gradient on its own, since their tie's is orders larger) and frozen with the dynamics in fine-tuning
+ROBOT_STATE_MODULES = ("robot_step", "robot_correction")
+
+
 class RSSM(nn.Module):
     def __init__(self, config: RSSMConfig) -> None:
         super().__init__()

@@ -53,6 +53,16 @@ class RunLog:
             self._board.close()
 
 
+def optimizer_groups(model: nn.Module, apart: Sequence[str] = ()) -> list[dict[str, list[nn.Parameter]]]:
+    """`model`'s trainable parameters as optimizer groups: those of each of its submodules named in `apart` (the ones
+    it has) in one group, the rest in another. train() clips each group's gradient norm on its own, so a part whose
+    loss has far larger gradients cannot shrink the rest's updates under one shared clip."""
+    separate = [p for name in apart if hasattr(model, name) for p in getattr(model, name).parameters() if p.requires_grad]
+    ids = {id(p) for p in separate}
+    groups = [[p for p in model.parameters() if p.requires_grad and id(p) not in ids], separate]
+    return [{"params": group} for group in groups if group]
+
+
 def train(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callable[[], Batch], *,
           start_step: int, steps: int, grad_clip: float, log_every: int,
           on_log: Callable[[int, Metrics], None] | None = None,
@@ -60,7 +70,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
           frames_per_step: int = 0, learning_rate: Callable[[int], float] | None = None,
           progress: bool = True, inputs: Sequence[str] = ("image", "action")) -> Metrics:
     """Run updates start_step+1 .. steps. `model(*batch[inputs]) -> (loss, metrics)`, by default
-    model(images, actions); it may be DDP-wrapped.
+    model(images, actions); it may be DDP-wrapped. Each of the optimizer's parameter groups has its gradient norm
+    clipped to grad_clip on its own (optimizer_groups).
 
     `every` pairs an interval with a callback given the finished step (checkpoints, previews);
     `frames_per_step` (all processes together) turns update time into a throughput figure;
@@ -85,7 +96,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, next_batch: Callab
                 group["lr"] = learning_rate(step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        grad_norm = torch.stack([nn.utils.clip_grad_norm_(group["params"], grad_clip)  # each group on its own
+                                 for group in optimizer.param_groups]).norm()
         optimizer.step()
         window.append({**{k: float(v) for k, v in metrics.items()}, "grad_norm": float(grad_norm)})
         # report

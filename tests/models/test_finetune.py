@@ -8,7 +8,8 @@ from safetensors.numpy import load_file
 from hvp.cli import main
 from hvp.data import TrajectoryDataset, save_trajectories
 from hvp.models.checkpoint import load_model
-from hvp.models.finetune import DYNAMICS_MODULES, ROBOT_STATE_MODULES, FinetuneConfig, finetune
+from hvp.models.finetune import DYNAMICS_MODULES, FinetuneConfig, finetune
+from hvp.models.rssm import ROBOT_STATE_MODULES
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from hvp.config import ConfigError
 from hvp.models import checkpoint
 from hvp.models.config import PixelConfig, RSSMConfig, TrainConfig
 from hvp.models.fit import background_frames, cosine_learning_rate, fit
-from hvp.models.train import train
+from hvp.models.train import optimizer_groups, train
 
 
 @pytest.mark.parametrize("latent", ["gaussian", "categorical"])
@@ -43,6 +43,38 @@ def test_the_pixel_baseline_starts_at_copy_last_and_learns_to_move_the_ball(maze
                  progress=False)
     # the masked compositing this replaced never left copy-last (its gradient vanished); this must
     assert last["reconstruction"] < copy_last / 3, (copy_last, last)
+
+
+class TwoParts(torch.nn.Module):
+    """A loss whose second part's gradient is ten thousand times the first's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.small, self.large = torch.nn.Linear(3, 1), torch.nn.Linear(3, 1)
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = self.small(inputs).square().mean() + 1e4 * self.large(inputs).square().mean()
+        return loss, {"loss": loss.detach()}
+
+
+def test_each_optimizer_group_is_clipped_on_its_own():
+    torch.manual_seed(0)
+    model, inputs = TwoParts(), torch.randn(8, 3)
+    model.small.bias.requires_grad_(False)
+    groups = optimizer_groups(model, ("large", "absent"))
+    assert [group["params"] for group in groups] == [[model.small.weight], list(model.large.parameters())]
+    model(inputs)[0].backward()
+    small_gradient = model.small.weight.grad.clone()
+    clip = 2 * float(small_gradient.norm())  # above the small part's norm, far under the large part's
+    assert float(torch.cat([p.grad.flatten() for p in model.large.parameters()]).norm()) > 100 * clip
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    train(model, torch.optim.SGD(groups, lr=1.0), lambda: {"x": inputs}, start_step=0, steps=1, grad_clip=clip,
+          log_every=1, progress=False, inputs=("x",))
+    # under one shared clip the small part's step would shrink by over a hundred times; on its own it is whole
+    torch.testing.assert_close(before["small.weight"] - model.small.weight.detach(), small_gradient)
+    large_step = torch.cat([(before[f"large.{n}"] - p.detach()).flatten() for n, p in model.large.named_parameters()])
+    assert float(large_step.norm()) == pytest.approx(clip, rel=1e-5)
+    assert torch.equal(model.small.bias.detach(), before["small.bias"])
 
 
 def test_resuming_gives_the_same_weights_as_an_uninterrupted_run(maze_dataset, tmp_path):
