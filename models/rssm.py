@@ -54,8 +54,8 @@ class Filtered:
     proprio: torch.Tensor | None  # with a robot state: its recorded values, standardized [B, L, S], else None
 
 
-# the transition's robot state, when the model holds one: its gradient is clipped apart from the image model's (under
-# one shared clip half the push seeds stayed on the mean-image plateau) and it is frozen with the dynamics in fine-tuning
+# the transition's robot state, when the model holds one: its gradient is clipped apart from the image model's
+# (under one shared clip half the push seeds stayed on the mean-image plateau); fine-tuning freezes it with the dynamics
 ROBOT_STATE_MODULES = ("robot_step", "robot_correction")
 
 

@@ -57,7 +57,8 @@ def optimizer_groups(model: nn.Module, apart: Sequence[str] = ()) -> list[dict[s
     """`model`'s trainable parameters as optimizer groups: those of each of its submodules named in `apart` (the ones
     it has) in one group, the rest in another. train() clips each group's gradient norm on its own, so a part whose
     loss has far larger gradients cannot shrink the rest's updates under one shared clip."""
-    separate = [p for name in apart if hasattr(model, name) for p in getattr(model, name).parameters() if p.requires_grad]
+    separate = [p for name in apart if hasattr(model, name)
+                for p in getattr(model, name).parameters() if p.requires_grad]
     ids = {id(p) for p in separate}
     groups = [[p for p in model.parameters() if p.requires_grad and id(p) not in ids], separate]
     return [{"params": group} for group in groups if group]
