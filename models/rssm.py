@@ -269,15 +269,16 @@ class RSSM(nn.Module):
         fixed, so it trains the dynamics and not what the encoder finds."""
         length, stride = window.frames.shape[1], OPEN_LOOP_START_STRIDE
         horizon = int(torch.randint(1, min(OPEN_LOOP_HORIZON, length - 1) + 1, ()))
-        *_, (step, deter, stoch, _) = self.open_loop(window.deters, window.post_mean, window.prev, horizon, stride)
-        latents = torch.cat([deter, stoch], -1)
         terms = {}
-        if self.blend is not None:
-            drawn = self.decode(latents, window.frames[:, :length - step:stride])
-            error = (drawn - window.frames[:, step::stride]) ** 2 * weights[:, step::stride]
-            terms["blend_reconstruction"] = error.sum((2, 3, 4)).mean()
-        if window.points is not None:
-            terms["open_loop_keypoint_tie"] = self.keypoint_tie(latents, window.points[:, step::stride])
+        if self.blend is not None or window.points is not None:  # both read the rollout's last step only
+            *_, (step, deter, stoch, _) = self.open_loop(window.deters, window.post_mean, window.prev, horizon, stride)
+            latents = torch.cat([deter, stoch], -1)
+            if self.blend is not None:
+                drawn = self.decode(latents, window.frames[:, :length - step:stride])
+                error = (drawn - window.frames[:, step::stride]) ** 2 * weights[:, step::stride]
+                terms["blend_reconstruction"] = error.sum((2, 3, 4)).mean()
+            if window.points is not None:
+                terms["open_loop_keypoint_tie"] = self.keypoint_tie(latents, window.points[:, step::stride])
         if window.proprio is not None:  # every step 1..d from the same starts, held fixed: trains the dynamics
             rolled = self.open_loop(window.deters.detach(), window.post_mean.detach(), window.prev, horizon, stride)
             terms["open_loop_proprio_tie"] = torch.stack([
