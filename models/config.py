@@ -55,6 +55,9 @@ class RSSMConfig(Config):
     # standardized squared unit in filtered and open-loop latents; images and actions stay the model's only inputs
     proprio_weight: float = 0.0
     proprio_dim: int = 0  # size of that state; fit() sets it from the dataset
+    # with keypoints and a robot state: the decoder also draws `keypoints` points read linearly from the robot state
+    # alone, tied to the encoder's points through the recorded state, so the robot is drawn where its state says
+    robot_points: bool = False
 
     @property
     def latent_dim(self) -> int:
@@ -84,6 +87,10 @@ class RSSMConfig(Config):
         require(self.proprio_dim < self.deter_dim and (self.proprio_dim or not self.proprio_weight),
                 "RSSMConfig.proprio_weight needs 1 <= proprio_dim < deter_dim (the robot state's size, held in h's "
                 "last dims; got {} of {})", self.proprio_dim, self.deter_dim)
+        require(not self.robot_points or (self.keypoints and self.proprio_weight),
+                "RSSMConfig.robot_points needs keypoints >= 1 and a robot state (proprio_weight > 0): its points are "
+                "read from the robot state and tied to the encoder's (got keypoints {}, proprio_weight {})",
+                self.keypoints, self.proprio_weight)
         require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
                 self.overshooting_scale)
 

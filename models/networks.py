@@ -129,26 +129,32 @@ class ConvDecoder(nn.Module):
     set_background), so the static scene costs nothing to draw and the convs spend their capacity on the objects.
     With `keypoints` K, a linear head reads K image points from the features and draws each as a Gaussian bump
     on the map the last transposed conv paints from: a small object is placed where a point says, not smeared by
-    the coarse 4x4 start (docs/world_model.md, "Keypoints").
+    the coarse 4x4 start (docs/world_model.md, "Keypoints"). With `robot_dims` (start, stop), the features' slice
+    holding the robot's own state, a second linear head reads K more points from that slice alone and draws them
+    too: where the robot is seen follows from its state, which the rollout carries precisely, while the first
+    head's points carry the cell-sized steps of the encoder's (docs/world_model.md, "The robot drawn from its state").
     """
 
     def __init__(self, feature_dim: int, image_size: tuple[int, int], depth: int, background: bool = False,
-                 keypoints: int = 0) -> None:
+                 keypoints: int = 0, robot_dims: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.background = nn.Parameter(torch.zeros(3, *image_size)) if background else None
         scale = 2 ** CONV_LAYERS
         channels = depth * 2 ** (CONV_LAYERS - 1)
         self.project = nn.Linear(feature_dim, channels * (image_size[0] // scale) * (image_size[1] // scale))
         self.grid = (channels, image_size[0] // scale, image_size[1] // scale)
+        self.robot_dims = robot_dims if keypoints else None
+        bumps = keypoints * (2 if self.robot_dims else 1)
         layers = []
         for layer in reversed(range(CONV_LAYERS)):
             out = 3 if layer == 0 else depth * 2 ** (layer - 1)
-            layers.append(nn.ConvTranspose2d(channels + (keypoints if layer == 0 else 0), out, 4, stride=2, padding=1))
+            layers.append(nn.ConvTranspose2d(channels + (bumps if layer == 0 else 0), out, 4, stride=2, padding=1))
             if layer:
                 layers.append(nn.ELU())
             channels = out
         self.net = nn.Sequential(*layers)
         self.keypoint_head = nn.Linear(feature_dim, 2 * keypoints) if keypoints else None
+        self.robot_point_head = nn.Linear(robot_dims[1] - robot_dims[0], 2 * keypoints) if self.robot_dims else None
         self.map_size = (image_size[0] // 2, image_size[1] // 2)  # what the last transposed conv paints from
         if keypoints:
             self.register_buffer("map_grid", pixel_grid(*self.map_size), persistent=False)
@@ -158,12 +164,26 @@ class ConvDecoder(nn.Module):
         """features float32 [B, F] -> the points it draws, float32 [B, K, 2] as (x, y) in [-1, 1]."""
         return torch.tanh(self.keypoint_head(features)).unflatten(-1, (-1, 2))
 
+    def robot_points(self, robot: torch.Tensor) -> torch.Tensor:
+        """The robot's state float32 [B, S] (as the features' robot_dims slice holds it) -> the points drawn from it,
+        float32 [B, K, 2]: linear, so where the robot is seen is read from its state without the cells' steps."""
+        return self.robot_point_head(robot).unflatten(-1, (-1, 2))
+
+    def drawn_points(self, features: torch.Tensor) -> torch.Tensor:
+        """features float32 [B, F] -> every point drawn as a bump, float32 [B, K or 2K, 2]."""
+        points = self.keypoints(features)
+        if self.robot_dims is None:
+            return points
+        # the robot state is trained by its own tie; the image loss only teaches this head where the robot is seen
+        robot = features[:, self.robot_dims[0]:self.robot_dims[1]].detach()
+        return torch.cat([points, self.robot_points(robot)], 1)
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         maps = self.project(features).unflatten(-1, self.grid).contiguous(memory_format=CONV_LAYOUT)
         if self.keypoint_head is None:
             images = self.net(maps)
         else:
-            distance = ((self.map_grid - self.keypoints(features)[:, :, None]) ** 2).sum(-1)  # [B, K, h/2 * w/2]
+            distance = ((self.map_grid - self.drawn_points(features)[:, :, None]) ** 2).sum(-1)  # [B, K, h/2 * w/2]
             bumps = torch.exp(-distance / (2 * KEYPOINT_SIGMA ** 2)).unflatten(-1, self.map_size)
             bumps = bumps.contiguous(memory_format=CONV_LAYOUT)
             images = self.net[-1](torch.cat([self.net[:-1](maps), bumps], 1))

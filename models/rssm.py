@@ -39,6 +39,12 @@ def previous_actions(actions: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], dim=1)
 
 
+def point_distance(drawn: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Squared distance of drawn points [B, N, K, 2] to the encoder's, held fixed, summed over points, averaged over
+    frames."""
+    return ((drawn - points.detach()) ** 2).sum((2, 3)).mean()
+
+
 @dataclass
 class Filtered:
     """One window filtered by RSSM.filter_window: per frame [B, L, ...]."""
@@ -64,8 +70,9 @@ class RSSM(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = ConvEncoder(config.image_size, config.conv_depth, config.keypoints)
+        robot_dims = (config.deter_dim - config.proprio_dim, config.deter_dim) if config.robot_points else None
         self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background,
-                                   config.keypoints)
+                                   config.keypoints, robot_dims)
         self.blend = ReferenceBlend() if config.reference_blend else None
         robot = config.proprio_dim  # h's last dims: the robot's state, stepped linearly
         self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim + robot, config.hidden_dim),
@@ -231,6 +238,9 @@ class RSSM(nn.Module):
         if window.points is not None:
             metrics["keypoint_tie"] = self.keypoint_tie(window.features, window.points)
             loss = loss + KEYPOINT_TIE_WEIGHT * metrics["keypoint_tie"]
+        if config.robot_points:
+            metrics["robot_point_tie"] = self.robot_point_tie(window.proprio, window.points)
+            loss = loss + KEYPOINT_TIE_WEIGHT * metrics["robot_point_tie"]
         if window.proprio is not None:
             metrics["proprio_tie"] = self.proprio_tie(torch.cat([window.deters, window.post_mean], -1), window.proprio)
             loss = loss + config.proprio_weight * metrics["proprio_tie"]
@@ -251,7 +261,14 @@ class RSSM(nn.Module):
         side is held fixed, so its points cannot collapse onto whatever the latent carries: the latent learns to
         carry the encoder's points, linearly."""
         drawn = self.decoder.keypoints(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
-        return ((drawn - points.detach()) ** 2).sum((2, 3)).mean()
+        return point_distance(drawn, points)
+
+    def robot_point_tie(self, proprio: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """keypoint_tie for the points the decoder reads from the robot state, given the recorded one (standardized)
+        [B, N, S]: a linear map from the state cannot follow the encoder's cell-sized steps, so it learns where the
+        robot is seen, and the points it cannot explain (another object's) are left for the convs to ignore."""
+        drawn = self.decoder.robot_points(proprio.flatten(0, 1)).unflatten(0, proprio.shape[:2])
+        return point_distance(drawn, points)
 
     def proprio_tie(self, latents: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
         """Squared error of the robot state held in planning latents [B, N, D] (h's last proprio_dim dims) against the

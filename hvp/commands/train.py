@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "latent, stepped linearly, and tie it to the recorded one with this weight in filtered "
                              "and open-loop latents, so rollouts carry the robot precisely; the model still sees "
                              "images and actions only (default 0: off)")
+    parser.add_argument("--robot-points", action=argparse.BooleanOptionalAction,
+                        help="rssm, with --keypoints and --proprio-weight: the decoder also draws points read from "
+                             "the robot state alone, so the robot is drawn where its state says")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -79,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
                                                        ("classes", args.classes),
                                                        ("free_nats", args.free_nats),
                                                        ("overshooting", args.overshooting),
-                                                       ("proprio_weight", args.proprio_weight)) if value is not None}
+                                                       ("proprio_weight", args.proprio_weight),
+                                                       ("robot_points", args.robot_points)) if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,
         progress=not args.no_progress)

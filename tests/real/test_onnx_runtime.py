@@ -41,7 +41,8 @@ def exported(tmp_path_factory):
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "debug"
     world_model = RSSM(RSSMConfig.preset("debug", action_dim=2, learned_background=True, reference_blend=True,
-                                   keypoints=2, proprio_weight=1.0, proprio_dim=4))  # every optional graph piece
+                                   keypoints=2, proprio_weight=1.0, proprio_dim=4,
+                                   robot_points=True))  # every optional graph piece
     world_model.decoder.set_background(torch.rand(8, 3, 64, 64) - 0.5)  # the decoder graph must carry it too
     torch.nn.init.normal_(world_model.robot_step.weight, std=0.5)  # the robot state's step, not the identity
     torch.nn.init.normal_(world_model.robot_correction.weight, std=0.5)
