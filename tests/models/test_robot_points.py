@@ -31,9 +31,6 @@ def test_the_robot_points_are_read_from_the_robot_state_alone_and_drawn(maze_dat
     moved[:, deter - size:deter] += 1.0
     assert (model.decoder.drawn_points(moved)[:, 2:] - points[:, 2:]).abs().min() > 0
     # the drawn image follows the robot's points: moving only them changes the frame
-    with torch.no_grad():
-        model.decoder.robot_point_head.bias.add_(0.5)
-    assert (model.decoder(features) - model.decode(features)).abs().max() == 0
     before = model.decode(features).detach()
     with torch.no_grad():
         model.decoder.robot_point_head.bias.add_(0.5)
