@@ -22,8 +22,9 @@ from world_model import RSSM_SETTINGS
 RECIPES = {"push": RSSM_SETTINGS["push"], "maze": {}}
 
 
-def update_function(model, layout, images, actions):
-    """-> a function running one training update of `model` with its convs in `layout`."""
+def update_function(model, layout, images, actions, states=None):
+    """-> a function running one training update of `model` with its convs in `layout` (`states`: the recorded robot
+    state, for a model that holds one)."""
     import torch
 
     from hvp.models import networks
@@ -32,7 +33,7 @@ def update_function(model, layout, images, actions):
 
     def update() -> None:
         networks.CONV_LAYOUT = layout  # read by every conv module's forward
-        loss, _ = model(images, actions)
+        loss, _ = model(images, actions, states)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -40,13 +41,19 @@ def update_function(model, layout, images, actions):
     return update
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=sorted(RECIPES))
-    parser.add_argument("--updates", type=int, default=30, help="timed updates per layout (after 3 untimed)")
+def update_timing_parser(description: str, out: str) -> argparse.ArgumentParser:
+    """-> the arguments every interleaved timing of training updates takes."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--updates", type=int, default=30, help="timed updates per variant (after 3 untimed)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="bench/results/training_speed.json")
+    parser.add_argument("--out", default=out)
+    return parser
+
+
+def main() -> None:
+    parser = update_timing_parser(__doc__, "bench/results/training_speed.json")
+    parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES), default=sorted(RECIPES))
     args = parser.parse_args()
 
     import torch
