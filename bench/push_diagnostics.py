@@ -224,12 +224,12 @@ def measure(run: str, held_out, batch: dict, fit_episodes, kinds: dict[str, np.n
     from hvp.models.runtime import load_runtime
 
     runtime = load_runtime(run)
-    images, actions = batch["image"], batch["action"].astype(np.float32)
+    images, actions, proprio = batch["image"], batch["action"].astype(np.float32), batch["state"].astype(np.float32)
     truth, last = images[:, CONTEXT:], images[:, CONTEXT - 1]
-    latents = imagine_with_runtime(runtime, images, actions, CONTEXT)
+    latents = imagine_with_runtime(runtime, images, actions, CONTEXT, proprio)
     predicted = draw_predictions(runtime, latents, last)
     latent_only = draw_predictions(runtime, latents, last, False)
-    filtered = reconstruct_with_runtime(runtime, images, actions)
+    filtered = reconstruct_with_runtime(runtime, images, actions, proprio)
     record = {"psnr_db_h10": float(psnr(predicted[:, -1], truth[:, -1]).mean()),
               "h10": split(predicted[:, -1], truth[:, -1], last),
               "pusher_h10_by_window_kind": pusher_error_by_kind(predicted[:, -1], truth[:, -1], kinds),

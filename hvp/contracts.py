@@ -232,24 +232,41 @@ def encode_in_chunks(runtime: ModelRuntime, images: np.ndarray, chunk: int = 256
     return np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)])
 
 
+def observe_frame(runtime: ModelRuntime, state: ModelState, images: np.ndarray, actions: np.ndarray,
+                  proprio: np.ndarray | None = None) -> ModelState:
+    """runtime.observe, then observe_proprio(proprio float32 [B, S]) where the runtime's model observes its robot
+    state (observes_robot_state), as it was trained: the belief after one frame."""
+    state = runtime.observe(state, images, actions)
+    if not getattr(runtime, "observes_robot_state", False):
+        return state
+    if proprio is None:
+        raise ValueError("proprio: this model observes the robot's state with each image (observe_robot_state), so "
+                         "it needs the recorded states ('state') beside the images")
+    return runtime.observe_proprio(state, proprio)
+
+
 def filter_episodes(runtime: ModelRuntime, episodes: Sequence[Mapping[str, np.ndarray]]) -> tuple[ModelState, np.ndarray]:
     """Filter every frame of `episodes` ("image" uint8 [T, h, w, 3], "action" float32 [T, A], action t follows
-    frame t) with runtime.observe, all episodes in one batch -> (the belief after each frame, a ModelState with
-    F rows, episode after episode; their (episode, frame) indices int64 [F, 2])."""
+    frame t; "state" float32 [T, S] too for a runtime that observes_robot_state) with observe_frame, all episodes
+    in one batch -> (the belief after each frame, a ModelState with F rows, episode after episode; their (episode,
+    frame) indices int64 [F, 2])."""
     if not episodes:
         raise ValueError("episodes: expected at least one episode, got none")
     lengths = [len(e["image"]) for e in episodes]
     longest = max(lengths)
-    # short episodes are padded with their last frame; the rows past their end are dropped
-    images = np.stack([np.concatenate([e["image"], np.repeat(e["image"][-1:], longest - len(e["image"]), 0)])
-                       for e in episodes])  # uint8 [E, T, h, w, 3]
+
+    def padded(key: str) -> np.ndarray:  # short episodes repeat their last frame; the rows past their end are dropped
+        return np.stack([np.concatenate([e[key], np.repeat(e[key][-1:], longest - len(e[key]), 0)]) for e in episodes])
+
+    images = padded("image")  # uint8 [E, T, h, w, 3]
     actions = np.stack([np.concatenate([e["action"], np.zeros((longest - len(e["action"]), e["action"].shape[1]),
                                                               np.float32)]) for e in episodes]).astype(np.float32)
+    proprio = padded("state").astype(np.float32) if getattr(runtime, "observes_robot_state", False) else None
     state = runtime.initial_state(len(episodes))
     previous = np.zeros_like(actions[:, 0])
     states: list[ModelState] = []
     for t in range(longest):
-        state = runtime.observe(state, images[:, t], previous)
+        state = observe_frame(runtime, state, images[:, t], previous, None if proprio is None else proprio[:, t])
         states.append(state)
         previous = actions[:, t]
     rows = np.array([(e, t) for e, length in enumerate(lengths) for t in range(length)], np.int64)

@@ -58,6 +58,9 @@ class RSSMConfig(Config):
     # with keypoints and a robot state: the decoder also draws `keypoints` points read linearly from the robot state
     # alone, tied to the encoder's points through the recorded state, so the robot is drawn where its state says
     robot_points: bool = False
+    # with a robot state: the filter also observes it, as a real robot's proprioception measures it (the runtime's
+    # observe_proprio), so rollouts start from the exact robot state and the images only infer the rest
+    observe_robot_state: bool = False
 
     @property
     def latent_dim(self) -> int:
@@ -91,6 +94,9 @@ class RSSMConfig(Config):
                 "RSSMConfig.robot_points needs keypoints >= 1 and a robot state (proprio_weight > 0): its points are "
                 "read from the robot state and tied to the encoder's (got keypoints {}, proprio_weight {})",
                 self.keypoints, self.proprio_weight)
+        require(not self.observe_robot_state or self.proprio_weight,
+                "RSSMConfig.observe_robot_state needs a robot state (proprio_weight > 0) to observe (got "
+                "proprio_weight {})", self.proprio_weight)
         require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
                 self.overshooting_scale)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hvp.contracts import filter_episodes
+from hvp.contracts import filter_episodes, observe_frame
 from hvp.data import TrajectoryDataset
 from hvp.models.metrics import linear_probe_r2, position_error, psnr, ssim, tracked_color
 from hvp.models.networks import to_uint8_images
@@ -27,14 +27,16 @@ PROBE_FIT_EPISODES = 200  # bounds the memory of filtering a whole training set 
 MOVED_PX = 0.5
 
 
-def imagine_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int) -> np.ndarray:
+def imagine_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int,
+                         proprio: np.ndarray | None = None) -> np.ndarray:
     """Filter the first `context` frames, then imagine the rest: images uint8 [B, C+H, h, w, 3], actions float32
-    [B, C+H, A] -> latents float32 [B, H, D]."""
+    [B, C+H, A] (and the robot's states float32 [B, C+H, S] for a runtime that observes_robot_state) -> latents
+    float32 [B, H, D]."""
     batch = images.shape[0]
     state = runtime.initial_state(batch)
     previous = np.zeros((batch, actions.shape[-1]), np.float32)
     for t in range(context):
-        state = runtime.observe(state, images[:, t], previous)
+        state = observe_frame(runtime, state, images[:, t], previous, None if proprio is None else proprio[:, t])
         previous = actions[:, t]
     return runtime.imagine(state, actions[:, context - 1:-1])
 
@@ -49,22 +51,24 @@ def draw_predictions(runtime: TorchRuntime, latents: np.ndarray, last_seen: np.n
 
 
 def predict_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray, context: int,
-                         on_reference: bool = True) -> np.ndarray:
-    """images uint8 [B, C+H, h, w, 3], actions float32 [B, C+H, A] -> predicted frames uint8 [B, H, h, w, 3], drawn
-    on the last context frame when the runtime draws on a reference (a model trained with reference_blend) and
-    `on_reference`."""
-    latents = imagine_with_runtime(runtime, images, actions, context)
+                         on_reference: bool = True, proprio: np.ndarray | None = None) -> np.ndarray:
+    """images uint8 [B, C+H, h, w, 3], actions float32 [B, C+H, A] (proprio: as imagine_with_runtime) -> predicted
+    frames uint8 [B, H, h, w, 3], drawn on the last context frame when the runtime draws on a reference (a model
+    trained with reference_blend) and `on_reference`."""
+    latents = imagine_with_runtime(runtime, images, actions, context, proprio)
     return draw_predictions(runtime, latents, images[:, context - 1], on_reference)
 
 
-def reconstruct_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray) -> np.ndarray:
+def reconstruct_with_runtime(runtime: TorchRuntime, images: np.ndarray, actions: np.ndarray,
+                             proprio: np.ndarray | None = None) -> np.ndarray:
     """Teacher-forced: decode the filtered belief after each frame. images uint8 [B, T, h, w, 3], actions float32
-    [B, T, A] -> uint8 [B, T, h, w, 3]. What the training loss scores, unlike the open-loop predict_with_runtime."""
+    [B, T, A] (proprio: as imagine_with_runtime) -> uint8 [B, T, h, w, 3]. What the training loss scores, unlike
+    the open-loop predict_with_runtime."""
     state = runtime.initial_state(images.shape[0])
     previous = np.zeros((images.shape[0], actions.shape[-1]), np.float32)
     frames = []
     for t in range(images.shape[1]):
-        state = runtime.observe(state, images[:, t], previous)
+        state = observe_frame(runtime, state, images[:, t], previous, None if proprio is None else proprio[:, t])
         frames.append(runtime.decode(runtime.latent(state)))
         previous = actions[:, t]
     return np.stack(frames, 1)
@@ -99,12 +103,13 @@ def prediction_error(runtime: TorchRuntime, dataset: TrajectoryDataset, *, conte
     all C + H frames. Open-loop frames decode prior latents, reconstructions posterior ones: a model can learn to
     reconstruct a new domain (its training loss falls) and still predict in the old one."""
     batch = dataset.sample_windows(np.random.default_rng(seed), windows, context + horizon)
-    images, actions = batch["image"], batch["action"].astype(np.float32)
+    images, actions, proprio = batch["image"], batch["action"].astype(np.float32), batch["state"].astype(np.float32)
     truth = images[:, context:]
-    open_loop = score(predict_with_runtime(runtime, images, actions, context), truth, color)
+    open_loop = score(predict_with_runtime(runtime, images, actions, context, proprio=proprio), truth, color)
     copy_last = score(np.repeat(images[:, context - 1:context], horizon, axis=1), truth, None)
+    reconstructed = reconstruct_with_runtime(runtime, images, actions, proprio)
     result = {"open_loop_psnr_db": float(np.mean(open_loop["psnr"])), "copy_last_psnr_db": float(np.mean(copy_last["psnr"])),
-              "reconstruction_psnr_db": float(psnr(reconstruct_with_runtime(runtime, images, actions), images).mean()),
+              "reconstruction_psnr_db": float(psnr(reconstructed, images).mean()),
               "open_loop_psnr_db_by_horizon": open_loop["psnr"], "context": context, "horizon": horizon,
               "windows": windows}
     if color is not None:
@@ -149,9 +154,9 @@ def evaluate(runtime: TorchRuntime, dataset: TrajectoryDataset, *, context: int 
     if context < 1 or horizon < 1:
         raise ValueError(f"context and horizon: expected >= 1, got {context}, {horizon}")
     batch = dataset.sample_windows(np.random.default_rng(seed), windows, context + horizon)
-    images, actions = batch["image"], batch["action"].astype(np.float32)
+    images, actions, proprio = batch["image"], batch["action"].astype(np.float32), batch["state"].astype(np.float32)
     truth = images[:, context:]
-    latents = imagine_with_runtime(runtime, images, actions, context)
+    latents = imagine_with_runtime(runtime, images, actions, context, proprio)
     predictions = {"rssm": draw_predictions(runtime, latents, images[:, context - 1]),
                    "copy_last": np.repeat(images[:, context - 1:context], horizon, axis=1)}
     if getattr(runtime, "draws_on_reference", False):  # what its latents alone draw, beside

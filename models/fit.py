@@ -56,7 +56,8 @@ def save_preview(path: Path, model: nn.Module, batch: dict[str, torch.Tensor], c
     """A PNG: for each window, a row of true frames over a row of predictions (context frames shown as truth)."""
     import imageio.v2 as imageio
 
-    predicted = model.predict_video(batch["image"], batch["action"], context)
+    observed = {"states": batch["state"]} if "state" in batch else {}  # a model that observes its robot state
+    predicted = model.predict_video(batch["image"], batch["action"], context, **observed)
     truth = to_float_images(batch["image"])
     rows = torch.cat([truth, torch.cat([truth[:, :context], predicted], 1)], dim=-2)  # [B, L, 3, 2h, w]
     grid = to_uint8_images(rows).permute(0, 2, 1, 3, 4).flatten(2, 3).flatten(0, 1)  # [B*2h, L*w, 3]
@@ -128,7 +129,7 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
     wrapped = nn.parallel.DistributedDataParallel(model) if world > 1 else model
     inputs = ("image", "action", "state") if getattr(model.config, "proprio_dim", 0) else ("image", "action")
     preview_batch = _windows_to_torch(dataset.sample_windows(np.random.default_rng(train_config.seed), 4,
-                                                             train_config.seq_len), device)
+                                                             train_config.seq_len), device, inputs)
     env_args = dict(dataset.env_args)
     log = RunLog(out_dir) if rank == 0 else None
 

@@ -6,7 +6,7 @@ one-hot categorical groups (DreamerV2; RSSMConfig.latent). Planning latent (D = 
 mean when filtering, so imagined and observed latents live in one space. Training samples z (reparameterized;
 straight-through gradients for the categorical). With RSSMConfig.proprio_weight, h's last dims hold the robot's own
 state, stepped linearly (so free motion is held exactly) plus a bounded correction, and tied in training to the
-robot's recorded proprioception.
+robot's recorded proprioception; with RSSMConfig.observe_robot_state the filter also observes it.
 
 Every step function takes and returns its state explicitly, so the encoder, the posterior
 step, the prior rollout and the decoder can be exported as separate graphs.
@@ -190,6 +190,12 @@ class RSSM(nn.Module):
         self.proprio_mean.copy_(states.mean(0))
         self.proprio_std.copy_(states.std(0).clamp(min=1e-6))
 
+    def with_robot_state(self, deter: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """h [B, deter] with its robot-state dims replaced by the measured state float [B, S] (standardized here): what
+        a model with observe_robot_state filters after each frame."""
+        robot = (states.float() - self.proprio_mean) / self.proprio_std
+        return torch.cat([deter[:, :-self.config.proprio_dim], robot], -1)
+
     def forward(self, images: torch.Tensor, actions: torch.Tensor,
                 states: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Negative ELBO of a window: images uint8 [B, L, h, w, 3], actions float32 [B, L, A], and with
@@ -212,6 +218,8 @@ class RSSM(nn.Module):
             prior_params.append(self.prior(deter))
             post_params.append(self.posterior(deter, embeds[:, t]))
             stoch = self.sample(post_params[-1])
+            if self.config.observe_robot_state:  # after the posterior, as the runtime's observe_proprio follows observe
+                deter = self.with_robot_state(deter, states[:, t])
             deters.append(deter)
             features.append(torch.cat([deter, stoch], -1))
         post = torch.stack(post_params, 1)
@@ -241,7 +249,7 @@ class RSSM(nn.Module):
         if config.robot_points:
             metrics["robot_point_tie"] = self.robot_point_tie(window.proprio, window.points)
             loss = loss + KEYPOINT_TIE_WEIGHT * metrics["robot_point_tie"]
-        if window.proprio is not None:
+        if window.proprio is not None and not config.observe_robot_state:  # observed, the filtered state is exact
             metrics["proprio_tie"] = self.proprio_tie(torch.cat([window.deters, window.post_mean], -1), window.proprio)
             loss = loss + config.proprio_weight * metrics["proprio_tie"]
         if self.blend is not None or window.points is not None or window.proprio is not None:
@@ -333,15 +341,22 @@ class RSSM(nn.Module):
 
     # -- open-loop prediction ----------------------------------------------------------
     @torch.no_grad()
-    def predict_video(self, images: torch.Tensor, actions: torch.Tensor, context: int) -> torch.Tensor:
+    def predict_video(self, images: torch.Tensor, actions: torch.Tensor, context: int,
+                      states: torch.Tensor | None = None) -> torch.Tensor:
         """Filter `context` frames, then imagine the rest: images uint8 [B, L, h, w, 3], actions float32 [B, L, A]
-        -> predicted frames float32 [B, L - context, 3, h, w] (drawn on the last context frame with reference_blend)."""
+        -> predicted frames float32 [B, L - context, 3, h, w] (drawn on the last context frame with reference_blend).
+        A model with observe_robot_state also observes the robot's recorded states float [B, L, S]."""
+        if self.config.observe_robot_state and states is None:
+            raise ValueError("states: this model observes its robot state (observe_robot_state), so it needs the "
+                             "robot's recorded states [B, L, S] beside the images and actions")
         frames = to_float_images(images[:, :context])
         embeds = self.embed(frames)
         prev = previous_actions(actions)
         deter, stoch = self.initial(images.shape[0], images.device)
         for t in range(context):
             deter, stoch = self.observe_step(deter, stoch, prev[:, t], embeds[:, t])
+            if self.config.observe_robot_state:
+                deter = self.with_robot_state(deter, states[:, t])
         latents = self.rollout(deter, stoch, actions[:, context - 1:-1])
         reference = None if self.blend is None else frames[:, -1:].expand(-1, latents.shape[1], -1, -1, -1)
         return self.decode(latents, reference)

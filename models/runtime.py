@@ -152,6 +152,26 @@ class TorchRuntime:
         deter, stoch = self._run("observe", deter, stoch, actions, frames)
         return {"deter": self._numpy(deter), "stoch": self._numpy(stoch)}
 
+    @property
+    def observes_robot_state(self) -> bool:
+        """Whether the model filters the robot's measured state too (observe_robot_state): then each observe() must be
+        followed by observe_proprio(), as the model was trained, or its robot dims hold what the images suggest."""
+        return self.model.config.observe_robot_state
+
+    @torch.no_grad()
+    def observe_proprio(self, state: ModelState, proprio: np.ndarray) -> ModelState:
+        """state (batch B) after observe(), proprio float32 [B, S] measured with that image (obs["state"]) -> new
+        state whose robot-state dims hold it (a model trained with observe_robot_state only)."""
+        if not self.observes_robot_state:
+            raise TypeError("observe_proprio: this model was trained without observe_robot_state, so its latent has "
+                            "no measured robot state to set (hvp train --proprio-weight W --observe-robot-state)")
+        deter, stoch = self._state(state)
+        proprio = _float_array("proprio", proprio, (deter.shape[0], self.model.config.proprio_dim))
+        if not np.all(np.isfinite(proprio)):
+            raise ValueError("proprio: expected finite values, got NaN or inf")
+        deter = self.model.with_robot_state(deter, torch.from_numpy(proprio).to(self.device))
+        return {"deter": self._numpy(deter), "stoch": self._numpy(stoch)}
+
     def encode(self, images: np.ndarray) -> np.ndarray:
         """images uint8 [B, h, w, 3] -> latents float32 [B, D]: a single image seen from the initial belief."""
         batch = check_array("images", images, (None, *self.image_shape), np.uint8).shape[0]

@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--robot-points", action=argparse.BooleanOptionalAction,
                         help="rssm, with --keypoints and --proprio-weight: the decoder also draws points read from "
                              "the robot state alone, so the robot is drawn where its state says")
+    parser.add_argument("--observe-robot-state", action=argparse.BooleanOptionalAction,
+                        help="rssm, with --proprio-weight: the filter also observes the robot state, as a robot's "
+                             "proprioception measures it, so rollouts start from it exactly (the runtime's "
+                             "observe_proprio, hvp plan --proprio)")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -83,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
                                                        ("free_nats", args.free_nats),
                                                        ("overshooting", args.overshooting),
                                                        ("proprio_weight", args.proprio_weight),
-                                                       ("robot_points", args.robot_points)) if value is not None}
+                                                       ("robot_points", args.robot_points),
+                                                       ("observe_robot_state", args.observe_robot_state))
+                       if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,
         progress=not args.no_progress)
