@@ -232,6 +232,17 @@ def encode_in_chunks(runtime: ModelRuntime, images: np.ndarray, chunk: int = 256
     return np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)])
 
 
+def check_proprio(proprio: np.ndarray, batch: int, size: int) -> np.ndarray:
+    """The robot's measured state for observe_proprio: any float array [batch, size] of finite values -> float32."""
+    if not isinstance(proprio, np.ndarray) or not np.issubdtype(proprio.dtype, np.floating):
+        got = proprio.dtype if isinstance(proprio, np.ndarray) else type(proprio).__name__
+        raise TypeError(f"proprio: expected a float32 numpy array, got {got}")
+    proprio = check_array("proprio", proprio.astype(np.float32, copy=False), (batch, size), np.float32)
+    if not np.all(np.isfinite(proprio)):
+        raise ValueError("proprio: expected finite values, got NaN or inf")
+    return proprio
+
+
 def observe_frame(runtime: ModelRuntime, state: ModelState, images: np.ndarray, actions: np.ndarray,
                   proprio: np.ndarray | None = None) -> ModelState:
     """runtime.observe, then observe_proprio(proprio float32 [B, S]) where the runtime's model observes its robot

@@ -73,6 +73,14 @@ class GraphSpec:
                              f"{[tuple(x.shape) for x in self.example_inputs]}")
 
 
+def robot_state_scale(model: RSSM) -> dict[str, list[float]]:
+    """For a model that observes its robot state, the standardization its h holds that state in (buffers, not in the
+    run's config): the ONNX runtime's observe_proprio applies it. {} for any other model."""
+    if not model.config.observe_robot_state:
+        return {}
+    return {"proprio_mean": model.proprio_mean.tolist(), "proprio_std": model.proprio_std.tolist()}
+
+
 # -- graphs of each model kind ---------------------------------------------------------------
 def rssm_graphs(model: RSSM) -> list[GraphSpec]:
     """encoder, observe_step, imagine_step, decoder (and decoder_on_reference with reference_blend) of an RSSM
@@ -264,7 +272,7 @@ def export_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, distance_
     kind, world_model, run_config = load_model(run_dir)
     if kind != "rssm":
         raise CheckpointError(f"run_dir: {os.fspath(run_dir)!r} holds a {kind!r} model; export needs an 'rssm' run")
-    models = [ExportModel("rssm", run_config["model"], rssm_graphs(world_model))]
+    models = [ExportModel("rssm", {**run_config["model"], **robot_state_scale(world_model)}, rssm_graphs(world_model))]
     for name, given, default, load, model_kind, graphs in (
             ("distance_dir", distance_dir, "distance", load_distance, DISTANCE_KIND, distance_graphs),
             ("subgoals_dir", subgoals_dir, SUBGOALS_DIR, load_subgoals, SUBGOAL_KIND, subgoal_graphs),

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import torch
 
-from hvp.contracts import ModelState, Vjp, check_array
+from hvp.contracts import ModelState, Vjp, check_array, check_proprio
 from hvp.models.checkpoint import CheckpointError, load_model
 from hvp.models.networks import to_float_images, to_uint8_images
 from hvp.models.rssm import RSSM
@@ -166,9 +166,7 @@ class TorchRuntime:
             raise TypeError("observe_proprio: this model was trained without observe_robot_state, so its latent has "
                             "no measured robot state to set (hvp train --proprio-weight W --observe-robot-state)")
         deter, stoch = self._state(state)
-        proprio = _float_array("proprio", proprio, (deter.shape[0], self.model.config.proprio_dim))
-        if not np.all(np.isfinite(proprio)):
-            raise ValueError("proprio: expected finite values, got NaN or inf")
+        proprio = check_proprio(proprio, deter.shape[0], self.model.config.proprio_dim)
         deter = self.model.with_robot_state(deter, torch.from_numpy(proprio).to(self.device))
         return {"deter": self._numpy(deter), "stoch": self._numpy(stoch)}
 

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hvp.contracts import ModelState, check_array
+from hvp.contracts import ModelState, check_array, check_proprio
 from hvp.real.onnx_folder import open_model
 
 GRAPH_NAMES = ("encoder", "observe_step", "imagine_step", "decoder")
@@ -56,6 +56,9 @@ class OnnxRuntime:
         self.action_dim = int(config["action_dim"])
         self.latent_dim = int(config["deter_dim"]) + int(config["stoch_dim"])
         self._deter = int(config["deter_dim"])
+        # a model that observes its robot state exports the scale its h holds that state in (hvp.models.export)
+        self._robot_scale = (tuple(np.asarray(config[key], np.float32) for key in ("proprio_mean", "proprio_std"))
+                             if config.get("observe_robot_state") else None)
         if warmup:
             self._warm_up()
 
@@ -92,6 +95,25 @@ class OnnxRuntime:
         (embedding,) = self._run("encoder", images=np.ascontiguousarray(images))
         deter, stoch = self._run("observe_step", deter=deter, stoch=stoch, action=actions, embedding=embedding)
         return {"deter": deter, "stoch": stoch}
+
+    @property
+    def observes_robot_state(self) -> bool:
+        """Whether the model filters the robot's measured state too: then each observe() must be followed by
+        observe_proprio(), as TorchRuntime's."""
+        return self._robot_scale is not None
+
+    def observe_proprio(self, state: ModelState, proprio: np.ndarray) -> ModelState:
+        """state (batch B) after observe(), proprio float32 [B, S] measured with that image (obs["state"]) -> new
+        state whose robot-state dims hold it (an export of a model trained with observe_robot_state only)."""
+        if self._robot_scale is None:
+            raise TypeError("observe_proprio: this model was trained without observe_robot_state, so its latent has "
+                            "no measured robot state to set (hvp train --proprio-weight W --observe-robot-state)")
+        deter, stoch = self._state(state)
+        mean, std = self._robot_scale
+        proprio = check_proprio(proprio, deter.shape[0], len(mean))
+        deter = deter.copy()
+        deter[:, -len(mean):] = (proprio - mean) / std
+        return {"deter": deter, "stoch": stoch.copy()}
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         """images uint8 [B, h, w, 3] -> latents float32 [B, D]: a single image seen from the initial belief."""

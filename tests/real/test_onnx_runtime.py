@@ -42,10 +42,11 @@ def exported(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "debug"
     world_model = RSSM(RSSMConfig.preset("debug", action_dim=2, learned_background=True, reference_blend=True,
                                    keypoints=2, proprio_weight=1.0, proprio_dim=4,
-                                   robot_points=True))  # every optional graph piece
+                                   robot_points=True, observe_robot_state=True))  # every optional graph piece
     world_model.decoder.set_background(torch.rand(8, 3, 64, 64) - 0.5)  # the decoder graph must carry it too
     torch.nn.init.normal_(world_model.robot_step.weight, std=0.5)  # the robot state's step, not the identity
     torch.nn.init.normal_(world_model.robot_correction.weight, std=0.5)
+    world_model.set_proprio_scale(torch.randn(32, 4) * 3 + 1)  # exported for observe_proprio
     save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
     distance = TemporalDistanceNet(TemporalDistanceConfig.preset("debug", latent_dim=world_model.config.latent_dim))
     distance.set_normalization(torch.randn(64, world_model.config.latent_dim) * 2 + 0.5)
@@ -151,6 +152,27 @@ def test_multi_step_observe_matches_torch(latent_runtimes, batch):
         for key in ("deter", "stoch"):
             assert_close(torch_state[key], onnx_state[key])
     assert np.abs(onnx_state["deter"]).max() > 0.05  # the belief moved: the comparison was not of zeros
+
+
+def test_observing_the_robot_state_matches_torch(runtimes, categorical_runtimes):
+    torch_runtime, onnx_runtime = runtimes
+    assert torch_runtime.observes_robot_state and onnx_runtime.observes_robot_state
+    rng = np.random.default_rng(0)
+    torch_state, onnx_state = torch_runtime.initial_state(3), onnx_runtime.initial_state(3)
+    for _ in range(6):
+        images, actions = random_images(torch_runtime, 3, rng), random_actions((3, 2), rng)
+        proprio = rng.normal(size=(3, 4)).astype(np.float32)
+        torch_state = torch_runtime.observe_proprio(torch_runtime.observe(torch_state, images, actions), proprio)
+        onnx_state = onnx_runtime.observe_proprio(onnx_runtime.observe(onnx_state, images, actions), proprio)
+        for key in ("deter", "stoch"):
+            assert_close(torch_state[key], onnx_state[key])
+    actions = random_actions((3, 5, 2), rng)
+    assert_close(torch_runtime.imagine(torch_state, actions), onnx_runtime.imagine(onnx_state, actions))
+    for runtime in runtimes:
+        with pytest.raises(ValueError, match="proprio: expected finite"):
+            runtime.observe_proprio(torch_state, np.full((3, 4), np.inf, np.float32))
+    with pytest.raises(TypeError, match="trained without observe_robot_state"):
+        categorical_runtimes[1].observe_proprio(categorical_runtimes[1].initial_state(1), np.zeros((1, 4), np.float32))
 
 
 @pytest.mark.parametrize("state_batch, count", [(1, 1), (1, 7), (7, 7)])
