@@ -95,7 +95,8 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
     in the task's state (planners/state_space.py): the readout in `readout_dir` reads it out of every belief, the
     state dynamics in `dynamics_dir` (default RUN/state_dynamics, hvp train-state-dynamics) predicts it; the cost
     is then the task's state cost, so `cost` must be "readout"; with `proprio`, the state dims the robot's
-    proprioception measures (obs["state"]) replace the readout's estimates.
+    proprioception measures (obs["state"]) replace the readout's estimates. A world model trained with
+    observe_robot_state takes obs["state"] into its belief too, so it needs `proprio` and cost "readout".
     """
     names = planner_names()
     if planner not in names:
@@ -107,11 +108,15 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
     if imagine == "state" and cost != "readout":
         raise ValueError(f"cost: imagine 'state' plans on the task's state cost, so it needs cost 'readout' "
                          f"(got {cost!r})")
-    if proprio and imagine != "state":
-        raise ValueError("proprio: proprioception enters the read-out state, so it needs imagine 'state'")
     from hvp.models.runtime import load_runtime
 
     runtime = load_runtime(str(run_dir), device=device, threads=threads)
+    if proprio and imagine != "state" and not runtime.observes_robot_state:
+        raise ValueError("proprio: proprioception enters the read-out state, so it needs imagine 'state' (or a world "
+                         "model trained with --observe-robot-state)")
+    if runtime.observes_robot_state and cost != "readout" and planner != RANDOM_ACTIONS:
+        raise ValueError(f"cost: this world model observes the robot's state, which a goal image alone does not give "
+                         f"its encoding; plan it on the task's state with cost 'readout' (got {cost!r})")
     if planner == RANDOM_ACTIONS:
         return RandomActions(runtime.action_dim, seed), None
     from hvp.deploy import mpc_controller
@@ -129,8 +134,8 @@ def build_controller(run_dir: str | Path, planner: str = "cem", cost: str = "tem
         return mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides,
                               proprio=proprio), None
     cost_term = build_cost(cost, runtime, distance_dir or Path(run_dir) / DISTANCE_DIR, readout_dir)
-    return (mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides, gradient_steps),
-            runtime.decode)
+    return (mpc_controller(runtime, cost_term, planner, preset, horizon, seed, optimizer_overrides, gradient_steps,
+                           proprio=proprio), runtime.decode)
 
 
 def state_frames(env: gym.Env, state_dim: int) -> Decode | None:

@@ -47,4 +47,5 @@ def add_imagination_arguments(parser: argparse.ArgumentParser, *, state_needs: s
                              f"task's state read out of each belief (state: needs {state_needs})")
     parser.add_argument("--proprio", action="store_true",
                         help="with --imagine state: the robot's proprioception (obs['state']) gives the state dims it "
-                             "measures (push: the pusher's position) instead of the readout")
+                             "measures (push: the pusher's position) instead of the readout; a world model trained "
+                             "with --observe-robot-state needs it (with --cost readout) to take obs['state'] in")

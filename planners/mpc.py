@@ -89,6 +89,10 @@ class LatentMPC:
         if self.config.proprio and not isinstance(runtime, ProprioceptiveRuntime):
             raise TypeError(f"proprio: the runtime ({type(runtime).__name__}) has no observe_proprio(); use one that "
                             "takes proprioception (hvp.planners.state_space.StateSpaceRuntime), or set proprio=False")
+        if getattr(runtime, "observes_robot_state", False) and not self.config.proprio:
+            raise ValueError("proprio: the runtime's world model observes the robot's state with each image "
+                             "(observe_robot_state), so act() must hand it obs['state']: set proprio=True "
+                             "(hvp plan --proprio)")
         if self.config.gradient_steps:
             if not isinstance(runtime, DifferentiableRuntime):
                 raise TypeError(f"gradient_steps: the runtime ({type(runtime).__name__}) has no imagine_vjp(); "

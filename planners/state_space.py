@@ -61,18 +61,26 @@ class StateSpaceRuntime:
         belief = self.runtime.observe(belief, images, actions)
         return {**belief, RECENT_ACTIONS: with_newest_action(recent, actions), PROPRIO: state[PROPRIO]}
 
+    @property
+    def observes_robot_state(self) -> bool:
+        """Whether the world model's belief takes the measured robot state too (its observe_robot_state)."""
+        return bool(getattr(self.runtime, "observes_robot_state", False))
+
     def observe_proprio(self, state: ModelState, proprio: np.ndarray) -> ModelState:
         """proprio float32 [B, P >= len(proprio_dims)]: its first len(proprio_dims) values replace the readout's
-        estimate of those state dims until the next measurement."""
-        self._split(state)
-        if not len(self.proprio_dims):
+        estimate of those state dims until the next measurement; a world model that observes_robot_state also
+        takes it into its belief."""
+        belief, _ = self._split(state)
+        if not len(self.proprio_dims) and not self.observes_robot_state:
             raise TypeError("observe_proprio: this StateSpaceRuntime was built without proprio_dims, so it does not "
                             "know which state dims proprioception measures")
         proprio = check_array("proprio", proprio, (len(state[RECENT_ACTIONS]), None), np.float32)
         if proprio.shape[1] < len(self.proprio_dims) or not np.all(np.isfinite(proprio)):
             raise ValueError(f"proprio: expected at least {len(self.proprio_dims)} finite values per row, got shape "
                              f"{proprio.shape}")
-        return {**state, PROPRIO: proprio[:, :len(self.proprio_dims)].copy()}
+        if self.observes_robot_state:
+            belief = self.runtime.observe_proprio(belief, proprio)
+        return {**state, **belief, PROPRIO: proprio[:, :len(self.proprio_dims)].copy()}
 
     def imagine(self, state: ModelState, actions: np.ndarray) -> np.ndarray:
         belief, recent = self._split(state)

@@ -75,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError("--imagine state plans flat on the task's state cost: use --cost readout without "
                                  f"--hierarchical (got --cost {args.cost}{' --hierarchical' * args.hierarchical})")
             planning_runtime, cost = onnx_state_space(runtime, args.model, args.threads, args.proprio)
-        elif args.proprio:
-            raise ValueError("--proprio: proprioception enters the read-out state, so it needs --imagine state")
+        elif args.proprio and not runtime.observes_robot_state:
+            raise ValueError("--proprio: proprioception enters the read-out state, so it needs --imagine state (or a "
+                             "world model trained with --observe-robot-state)")
         else:
             planning_runtime, cost = runtime, planning_cost(args.cost, args.model, args.threads)
         controller = mpc_controller(planning_runtime, cost, args.planner, args.preset, args.horizon, args.seed,

@@ -100,3 +100,54 @@ def test_hvp_train_observe_robot_state_round_trips(maze_file, tmp_path):
     assert "open_loop_proprio_tie" in names and "proprio_tie" not in names
     assert load_runtime(out).observes_robot_state
     assert any((out / "previews").iterdir())  # previews drawn with the recorded states
+
+
+def test_the_planner_hands_the_measured_state_to_a_model_that_observes_it(maze_dataset):
+    from hvp.planners import make_optimizer
+    from hvp.planners.costs import LatentDistance
+    from hvp.planners.mpc import LatentMPC, MPCConfig
+
+    model = observing_model(maze_dataset)
+    runtime = TorchRuntime(model, threads=1)
+    config = MPCConfig.preset("cpu", horizon=3, proprio=True)
+    optimizer = make_optimizer("cem", preset="debug")
+    with pytest.raises(ValueError, match="proprio: the runtime's world model observes"):
+        LatentMPC(runtime, optimizer, LatentDistance(), MPCConfig.preset("cpu", horizon=3))
+    controller = LatentMPC(runtime, optimizer, LatentDistance(), config)
+    episode = maze_dataset.episodes[0]
+    state = controller.reset(episode["image"][-1])
+    state, action = controller.act(state, {"image": episode["image"][0], "state": episode["state"][0]})
+    size = model.config.proprio_dim
+    held = state["belief"]["deter"][0, -size:] * model.proprio_std.numpy() + model.proprio_mean.numpy()
+    np.testing.assert_allclose(held, episode["state"][0], atol=1e-5)
+    assert action.shape == (runtime.action_dim,)
+
+
+class RobotDims:
+    """A readout of the belief's robot-state dims, and dynamics that hold any state still: enough to see where
+    a state-space runtime takes the measured state."""
+
+    def __init__(self, model):
+        self.deter, self.size = model.config.deter_dim, model.config.proprio_dim
+        self.state_dim, self.action_dim, self.history = self.size, model.config.action_dim, 1
+
+    def states(self, latents):
+        return latents[:, self.deter - self.size:self.deter]
+
+    def rollout(self, states, recent_actions, actions):
+        return np.repeat(states[:, None], actions.shape[1], axis=1)
+
+
+def test_a_state_space_runtime_hands_the_measured_state_to_the_belief_it_reads(maze_dataset):
+    from hvp.planners.state_space import StateSpaceRuntime
+
+    model = observing_model(maze_dataset)
+    dims = RobotDims(model)
+    space = StateSpaceRuntime(TorchRuntime(model, threads=1), dims, dims)  # no proprio_dims: the belief takes it
+    assert space.observes_robot_state
+    episode = maze_dataset.episodes[0]
+    state = space.observe(space.initial_state(1), episode["image"][:1], np.zeros((1, 2), np.float32))
+    measured = space.observe_proprio(state, episode["state"][:1])
+    standardized = (episode["state"][:1] - model.proprio_mean.numpy()) / model.proprio_std.numpy()
+    np.testing.assert_allclose(space.latent(measured), standardized, rtol=1e-5, atol=1e-6)
+    assert np.abs(space.latent(state) - standardized).max() > 1e-3  # before the measurement the belief guessed
