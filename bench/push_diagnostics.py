@@ -24,7 +24,8 @@ of --fit-data) finds it at each horizon, what the images themselves allow; and t
 horizon in free motion, from the filtered reconstruction of the last context frame (h0) on. For models
 with keypoints, each encoder point's precision: the object whose colour centroid a linear map from the point reads
 best, that map's median residual in pixels, and the softmax's median peak weight (near 1, the point sits on a cell
-centre and moves in steps of a cell).
+centre and moves in steps of a cell). For models holding the robot's state in h (--proprio-weight), how far the
+pusher position that state holds is from the recorded one at horizons 1, 5 and 10 (median, m; all windows and free).
 """
 from __future__ import annotations
 
@@ -217,6 +218,17 @@ def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> di
                                        for h in (1, 5, HORIZON)}}
 
 
+def robot_state_rollout(model, latents: np.ndarray, states: np.ndarray, free: np.ndarray) -> dict:
+    """For a model holding the robot's state in h (proprio_weight): the pusher position that state holds in the
+    imagined latents float32 [N, H, D] against the recorded one, states [N, H, S] -> median distance (m) by horizon,
+    over all windows and over the free ones (window_kinds)."""
+    size, deter = model.config.proprio_dim, model.config.deter_dim
+    held = latents[..., deter - size:deter] * model.proprio_std.numpy() + model.proprio_mean.numpy()
+    off = np.linalg.norm(held[..., :2] - states[..., :2], axis=-1)
+    return {group: {f"h{h}": float(np.median(off[rows, h - 1])) for h in (1, 5, HORIZON)}
+            for group, rows in (("all", slice(None)), ("free", free))}
+
+
 def measure(run: str, held_out, batch: dict, fit_episodes, kinds: dict[str, np.ndarray]) -> dict:
     """One model on the held-out windows `batch` (TrajectoryDataset.sample_windows), split as `kinds` (window_kinds)."""
     from hvp.models.evaluate import draw_predictions, imagine_with_runtime, reconstruct_with_runtime
@@ -237,6 +249,9 @@ def measure(run: str, held_out, batch: dict, fit_episodes, kinds: dict[str, np.n
               "pusher_filtered": pusher_found(filtered, images),
               "pusher_open_loop_h10": pusher_found(latent_only[:, -1], truth[:, -1]),
               "positions": what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents)}
+    if runtime.model.config.proprio_dim:
+        record["robot_state_rollout_m"] = robot_state_rollout(runtime.model, latents, proprio[:, CONTEXT:],
+                                                              kinds["free"])
     if runtime.model.config.keypoints:
         frames = np.concatenate([episode["image"] for episode in held_out.episodes])[:POINT_FRAMES]
         record["keypoints"] = point_precision(runtime, frames)
@@ -279,6 +294,9 @@ def main() -> None:
             for kind, value in record["models"][name]["pusher_h10_by_window_kind"].items()))
         print("  pusher in free motion by horizon, median px: " + ", ".join(
             f"{h} {value:.2f}" for h, value in record["models"][name]["pusher_free_by_horizon"].items()))
+        for group, by_horizon in record["models"][name].get("robot_state_rollout_m", {}).items():
+            print(f"  the robot state's pusher, {group} windows, median m: " + ", ".join(
+                f"{h} {value:.4f}" for h, value in by_horizon.items()))
         for point, precision in enumerate(record["models"][name].get("keypoints", [])):
             print(f"  point {point}: {precision['follows']}, {precision['median_residual_px']:.2f} px, peak weight "
                   f"{precision['median_peak_weight']:.3f}")
