@@ -21,7 +21,7 @@ from typing import Any, Mapping
 import gymnasium as gym
 import numpy as np
 
-from hvp.contracts import Controller, ModelState, check_array
+from hvp.contracts import Controller, ModelState, check_array, observe_frame
 from hvp.data import save_trajectories
 from hvp.extension import MODELS, check_env, check_runtime, make_model
 from hvp.simulate import simulate
@@ -42,15 +42,19 @@ def load_model(model: Any, **kwargs: Any) -> Any:
     return check_runtime(model)
 
 
-def observe(runtime: Any, state: ModelState, image: np.ndarray, action: np.ndarray) -> ModelState:
-    """Filter one frame: image uint8 [h, w, 3] (or [B, h, w, 3]) that followed `action` float32 [A] (or [B, A]).
+def observe(runtime: Any, state: ModelState, image: np.ndarray, action: np.ndarray,
+            proprio: np.ndarray | None = None) -> ModelState:
+    """Filter one frame: image uint8 [h, w, 3] (or [B, h, w, 3]) that followed `action` float32 [A] (or [B, A]);
+    for a model that observes its robot state, also the robot's measured state `proprio` [S] (or [B, S]).
 
     Returns the new state (batch B, 1 for a single image); `state` is not changed.
     """
     images = np.asarray(image)
     actions = np.asarray(action, np.float32)
-    return runtime.observe(state, images[None] if images.ndim == 3 else images,
-                           actions[None] if actions.ndim == 1 else actions)
+    measured = None if proprio is None else np.asarray(proprio, np.float32)
+    return observe_frame(runtime, state, images[None] if images.ndim == 3 else images,
+                         actions[None] if actions.ndim == 1 else actions,
+                         measured[None] if measured is not None and measured.ndim == 1 else measured)
 
 
 def predict(runtime: Any, state: ModelState, actions: np.ndarray,

@@ -151,3 +151,19 @@ def test_a_state_space_runtime_hands_the_measured_state_to_the_belief_it_reads(m
     standardized = (episode["state"][:1] - model.proprio_mean.numpy()) / model.proprio_std.numpy()
     np.testing.assert_allclose(space.latent(measured), standardized, rtol=1e-5, atol=1e-6)
     assert np.abs(space.latent(state) - standardized).max() > 1e-3  # before the measurement the belief guessed
+
+
+def test_the_playground_observe_takes_the_measured_state(maze_dataset):
+    import hvp
+
+    model = observing_model(maze_dataset)
+    runtime = TorchRuntime(model, threads=1)
+    episode = maze_dataset.episodes[0]
+    state = runtime.initial_state(1)
+    with pytest.raises(ValueError, match="proprio: this model observes"):
+        hvp.observe(runtime, state, episode["image"][0], np.zeros(2, np.float32))
+    single = hvp.observe(runtime, state, episode["image"][0], np.zeros(2, np.float32), episode["state"][0])
+    direct = runtime.observe_proprio(runtime.observe(state, episode["image"][:1], np.zeros((1, 2), np.float32)),
+                                     episode["state"][:1])
+    for key in single:
+        np.testing.assert_array_equal(single[key], direct[key])
