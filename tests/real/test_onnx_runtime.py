@@ -402,11 +402,13 @@ from hvp.planners.mpc import LatentMPC, MPCConfig
 from hvp.real.onnx_distance import OnnxDistance
 from hvp.real.onnx_runtime import OnnxRuntime
 runtime, distance = OnnxRuntime(sys.argv[1], threads=1), OnnxDistance(sys.argv[1], threads=1)
+assert runtime.observes_robot_state  # the fixture's model takes the robot's measured state: proprio=True
 controller = LatentMPC(runtime, make_optimizer("cem", preset="debug"), TemporalDistance(distance, "all"),
-                       MPCConfig.preset("debug"))
+                       MPCConfig.preset("debug", proprio=True))
 rng = np.random.default_rng(0)
 state = controller.reset(rng.integers(0, 256, runtime.image_shape, dtype=np.uint8))
-state, action = controller.act(state, {"image": rng.integers(0, 256, runtime.image_shape, dtype=np.uint8)})
+state, action = controller.act(state, {"image": rng.integers(0, 256, runtime.image_shape, dtype=np.uint8),
+                                       "state": rng.normal(size=4).astype(np.float32)})
 assert action.shape == (2,) and state["plan_seconds"] > 0, (action, state["plan_seconds"])
 print(sorted(m for m in ("torch", "hvp.models", "hvp.sim", "mujoco") if m in sys.modules))
 """
