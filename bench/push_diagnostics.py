@@ -25,7 +25,8 @@ horizon in free motion, from the filtered reconstruction of the last context fra
 with keypoints, each encoder point's precision: the object whose colour centroid a linear map from the point reads
 best, that map's median residual in pixels, and the softmax's median peak weight (near 1, the point sits on a cell
 centre and moves in steps of a cell). For models holding the robot's state in h (--proprio-weight), how far the
-pusher position that state holds is from the recorded one at horizons 1, 5 and 10 (median, m; all windows and free).
+pusher position that state holds is from the recorded one at horizons 1, 5 and 10 (median, m; all windows and free),
+and how far its linear robot step alone (no correction) puts the pusher after one free step of --fit-data.
 """
 from __future__ import annotations
 
@@ -110,17 +111,23 @@ def pusher_error_by_kind(predicted: np.ndarray, truth: np.ndarray, kinds: dict[s
                    "mean_error_px": float(np.nanmean(error[mask]))} for kind, mask in kinds.items() if mask.any()}
 
 
-def free_motion_linearity(episodes) -> dict[str, float]:
-    """One least-squares linear map (pusher position, velocity, action, 1) -> next (position, velocity) over the
-    steps where the pusher is free (window_kinds over the step's two frames): its largest position residual (m)."""
+def free_steps(episodes) -> tuple[np.ndarray, np.ndarray]:
+    """The steps where the pusher is free (window_kinds over the step's two frames) -> ((pusher state, action)
+    [N, S + A], next pusher state [N, S]); state: pusher (x, y, vx, vy)."""
     inputs, targets = [], []
     for episode in episodes:
-        state, action = episode["state"], episode["action"]  # state: pusher (x, y, vx, vy)
-        pairs = np.stack([episode["true_state"][:-1], episode["true_state"][1:]], 1)
-        free = window_kinds(pairs)["free"]
-        inputs.append(np.concatenate([state[:-1], action[:len(state) - 1], np.ones((len(state) - 1, 1))], 1)[free])
+        state, action = episode["state"], episode["action"]
+        free = window_kinds(np.stack([episode["true_state"][:-1], episode["true_state"][1:]], 1))["free"]
+        inputs.append(np.concatenate([state[:-1], action[:len(state) - 1]], 1)[free])
         targets.append(state[1:][free])
-    inputs, targets = np.concatenate(inputs), np.concatenate(targets)
+    return np.concatenate(inputs), np.concatenate(targets)
+
+
+def free_motion_linearity(episodes) -> dict[str, float]:
+    """One least-squares linear map (pusher position, velocity, action, 1) -> next (position, velocity) over the
+    free steps: its largest position residual (m)."""
+    inputs, targets = free_steps(episodes)
+    inputs = np.concatenate([inputs, np.ones((len(inputs), 1))], 1)
     weights, *_ = np.linalg.lstsq(inputs, targets, rcond=None)
     return {"free_steps": len(inputs),
             "largest_position_residual_m": float(np.abs(inputs @ weights - targets)[:, :2].max())}
@@ -229,6 +236,20 @@ def robot_state_rollout(model, latents: np.ndarray, states: np.ndarray, free: np
             for group, rows in (("all", slice(None)), ("free", free))}
 
 
+def robot_step_free_error(model, fit_episodes) -> float:
+    """For a model holding the robot's state in h: how far its linear robot step alone (robot_step, without the
+    bounded correction) puts the pusher after one free step of `fit_episodes`, median m; 0 where it has learned free
+    motion exactly (free_motion_linearity: a linear map can)."""
+    import torch
+
+    inputs, targets = free_steps(fit_episodes)
+    size, mean, std = model.config.proprio_dim, model.proprio_mean.numpy(), model.proprio_std.numpy()
+    standardized = np.concatenate([(inputs[:, :size] - mean) / std, inputs[:, size:]], 1).astype(np.float32)
+    with torch.no_grad():
+        stepped = model.robot_step(torch.from_numpy(standardized)).numpy() * std + mean
+    return float(np.median(np.linalg.norm(stepped[:, :2] - targets[:, :2], axis=1)))
+
+
 def measure(run: str, held_out, batch: dict, fit_episodes, kinds: dict[str, np.ndarray]) -> dict:
     """One model on the held-out windows `batch` (TrajectoryDataset.sample_windows), split as `kinds` (window_kinds)."""
     from hvp.models.evaluate import draw_predictions, imagine_with_runtime, reconstruct_with_runtime
@@ -252,6 +273,7 @@ def measure(run: str, held_out, batch: dict, fit_episodes, kinds: dict[str, np.n
     if runtime.model.config.proprio_dim:
         record["robot_state_rollout_m"] = robot_state_rollout(runtime.model, latents, proprio[:, CONTEXT:],
                                                               kinds["free"])
+        record["robot_step_free_error_m"] = robot_step_free_error(runtime.model, fit_episodes)
     if runtime.model.config.keypoints:
         frames = np.concatenate([episode["image"] for episode in held_out.episodes])[:POINT_FRAMES]
         record["keypoints"] = point_precision(runtime, frames)
@@ -294,6 +316,9 @@ def main() -> None:
             for kind, value in record["models"][name]["pusher_h10_by_window_kind"].items()))
         print("  pusher in free motion by horizon, median px: " + ", ".join(
             f"{h} {value:.2f}" for h, value in record["models"][name]["pusher_free_by_horizon"].items()))
+        if "robot_step_free_error_m" in record["models"][name]:
+            print(f"  its linear robot step alone, one free step, median m: "
+                  f"{record['models'][name]['robot_step_free_error_m']:.4f}")
         for group, by_horizon in record["models"][name].get("robot_state_rollout_m", {}).items():
             print(f"  the robot state's pusher, {group} windows, median m: " + ", ".join(
                 f"{h} {value:.4f}" for h, value in by_horizon.items()))
