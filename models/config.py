@@ -61,6 +61,9 @@ class RSSMConfig(Config):
     # with a robot state: the filter also observes it, as a real robot's proprioception measures it (the runtime's
     # observe_proprio), so rollouts start from the exact robot state and the images only infer the rest
     observe_robot_state: bool = False
+    # with a robot state: its linear step is fit to the recorded free motion before training (models/free_motion.py:
+    # the map most steps obey exactly) and held there, so the bounded correction learns only contact and walls
+    robot_step_fit: bool = False
 
     @property
     def latent_dim(self) -> int:
@@ -96,6 +99,9 @@ class RSSMConfig(Config):
                 self.keypoints, self.proprio_weight)
         require(not self.observe_robot_state or self.proprio_weight,
                 "RSSMConfig.observe_robot_state needs a robot state (proprio_weight > 0) to observe (got "
+                "proprio_weight {})", self.proprio_weight)
+        require(not self.robot_step_fit or self.proprio_weight,
+                "RSSMConfig.robot_step_fit needs a robot state (proprio_weight > 0) whose step it fits (got "
                 "proprio_weight {})", self.proprio_weight)
         require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
                 self.overshooting_scale)

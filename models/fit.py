@@ -64,6 +64,19 @@ def save_preview(path: Path, model: nn.Module, batch: dict[str, torch.Tensor], c
     imageio.imwrite(path, grid.cpu().numpy())
 
 
+def robot_step_from(dataset: TrajectoryDataset, model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The free-motion step (models/free_motion.py) of the dataset's recorded robot states, standardized as the
+    model holds them: -> (weight [S, S + A], bias [S])."""
+    from hvp.models.free_motion import fit_free_motion
+
+    mean, std = model.proprio_mean.cpu().numpy(), model.proprio_std.cpu().numpy()
+    steps = [((e["state"] - mean) / std, e["action"]) for e in dataset.episodes]
+    weight, bias = fit_free_motion(np.concatenate([s[:-1] for s, _ in steps]),
+                                   np.concatenate([a[:len(s) - 1] for s, a in steps]),
+                                   np.concatenate([s[1:] for s, _ in steps]))
+    return torch.from_numpy(weight), torch.from_numpy(bias)
+
+
 def background_frames(dataset: TrajectoryDataset, config: TrainConfig, device: torch.device) -> torch.Tensor:
     """BACKGROUND_WINDOWS windows' frames float32 [N, 3, h, w], from their own generator (same on every rank), so
     the training windows stay those of a run without a learned background."""
@@ -112,6 +125,8 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
             model.decoder.set_background(background_frames(dataset, train_config, device))
         if getattr(model_config, "proprio_dim", 0):
             model.set_proprio_scale(torch.from_numpy(np.concatenate([e["state"] for e in dataset.episodes])).float())
+        if getattr(model_config, "robot_step_fit", False):
+            model.set_robot_step(*robot_step_from(dataset, model))
     if (tuple(model.config.image_size), model.config.action_dim) != (model_config.image_size, model_config.action_dim):
         raise ValueError(f"dataset: images {model_config.image_size} and action dim {model_config.action_dim} do not "
                          f"match the model in {out_dir} ({tuple(model.config.image_size)}, {model.config.action_dim})")

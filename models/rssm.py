@@ -91,6 +91,7 @@ class RSSM(nn.Module):
                 self.robot_step.bias.zero_()
                 self.robot_correction.weight.mul_(0.01)
                 self.robot_correction.bias.zero_()
+            self.robot_step.requires_grad_(not config.robot_step_fit)  # fit once (set_robot_step), then held
             self.register_buffer("proprio_mean", torch.zeros(config.proprio_dim))
             self.register_buffer("proprio_std", torch.ones(config.proprio_dim))
 
@@ -189,6 +190,19 @@ class RSSM(nn.Module):
             raise ValueError(f"states: expected [N, {self.config.proprio_dim}], got {list(states.shape)}")
         self.proprio_mean.copy_(states.mean(0))
         self.proprio_std.copy_(states.std(0).clamp(min=1e-6))
+
+    def set_robot_step(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """The robot state's linear step s' = weight [s, a] + bias, on standardized states: weight float [S, S + A],
+        bias float [S] (models/free_motion.py fits them)."""
+        if not self.config.proprio_dim:
+            raise ValueError("set_robot_step: this model was built without a robot state (proprio_weight)")
+        if tuple(weight.shape) != tuple(self.robot_step.weight.shape) or tuple(bias.shape) != tuple(
+                self.robot_step.bias.shape):
+            raise ValueError(f"weight, bias: expected {list(self.robot_step.weight.shape)} and "
+                             f"{list(self.robot_step.bias.shape)}, got {list(weight.shape)} and {list(bias.shape)}")
+        with torch.no_grad():
+            self.robot_step.weight.copy_(weight)
+            self.robot_step.bias.copy_(bias)
 
     def with_robot_state(self, deter: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
         """h [B, deter] with its robot-state dims replaced by the measured state float [B, S] (standardized here): what
