@@ -60,5 +60,7 @@ def test_hvp_train_robot_step_fit_holds_the_fitted_step(maze_file, tmp_path):
     torch.testing.assert_close(model.robot_step.bias, bias)
     # maze's ball moves freely most of the time: the step carries its velocity into its position
     assert weight[0, 2] > 0.01 and abs(float(weight[0, 0]) - 1) < 1e-4
+    with pytest.raises(ValueError, match="weight, bias: expected \\[4, 6\\] and \\[4\\]"):
+        model.set_robot_step(weight[:, :4], bias)
     with pytest.raises(ValueError, match="robot_step_fit needs a robot state"):
         RSSMConfig.preset("debug", robot_step_fit=True)
