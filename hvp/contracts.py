@@ -232,6 +232,11 @@ def encode_in_chunks(runtime: ModelRuntime, images: np.ndarray, chunk: int = 256
     return np.concatenate([runtime.encode(images[i:i + chunk]) for i in range(0, len(images), chunk)])
 
 
+# what both runtimes' observe_proprio raise for a model trained without observe_robot_state
+NOT_OBSERVING_ROBOT_STATE = ("observe_proprio: this model was trained without observe_robot_state, so its latent "
+                             "has no measured robot state to set (hvp train --proprio-weight W --observe-robot-state)")
+
+
 def check_proprio(proprio: np.ndarray, batch: int, size: int) -> np.ndarray:
     """The robot's measured state for observe_proprio: any float array [batch, size] of finite values -> float32."""
     if not isinstance(proprio, np.ndarray) or not np.issubdtype(proprio.dtype, np.floating):

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import torch
 
-from hvp.contracts import ModelState, Vjp, check_array, check_proprio
+from hvp.contracts import NOT_OBSERVING_ROBOT_STATE, ModelState, Vjp, check_array, check_proprio
 from hvp.models.checkpoint import CheckpointError, load_model
 from hvp.models.networks import to_float_images, to_uint8_images
 from hvp.models.rssm import RSSM
@@ -163,8 +163,7 @@ class TorchRuntime:
         """state (batch B) after observe(), proprio float32 [B, S] measured with that image (obs["state"]) -> new
         state whose robot-state dims hold it (a model trained with observe_robot_state only)."""
         if not self.observes_robot_state:
-            raise TypeError("observe_proprio: this model was trained without observe_robot_state, so its latent has "
-                            "no measured robot state to set (hvp train --proprio-weight W --observe-robot-state)")
+            raise TypeError(NOT_OBSERVING_ROBOT_STATE)
         deter, stoch = self._state(state)
         proprio = check_proprio(proprio, deter.shape[0], self.model.config.proprio_dim)
         deter = self.model.with_robot_state(deter, torch.from_numpy(proprio).to(self.device))

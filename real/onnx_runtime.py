@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hvp.contracts import ModelState, check_array, check_proprio
+from hvp.contracts import NOT_OBSERVING_ROBOT_STATE, ModelState, check_array, check_proprio
 from hvp.real.onnx_folder import open_model
 
 GRAPH_NAMES = ("encoder", "observe_step", "imagine_step", "decoder")
@@ -106,8 +106,7 @@ class OnnxRuntime:
         """state (batch B) after observe(), proprio float32 [B, S] measured with that image (obs["state"]) -> new
         state whose robot-state dims hold it (an export of a model trained with observe_robot_state only)."""
         if self._robot_scale is None:
-            raise TypeError("observe_proprio: this model was trained without observe_robot_state, so its latent has "
-                            "no measured robot state to set (hvp train --proprio-weight W --observe-robot-state)")
+            raise TypeError(NOT_OBSERVING_ROBOT_STATE)
         deter, stoch = self._state(state)
         mean, std = self._robot_scale
         proprio = check_proprio(proprio, deter.shape[0], len(mean))
