@@ -64,6 +64,10 @@ class RSSMConfig(Config):
     # with a robot state: its linear step is fit to the recorded free motion before training (models/free_motion.py:
     # the map most steps obey exactly) and held there, so the bounded correction learns only contact and walls
     robot_step_fit: bool = False
+    # with keypoints: h also holds the encoder's points, set to them after each frame and stepped by their own MLP
+    # from the points, the robot state and the action, tied open-loop to the points found in later frames; the decoder
+    # draws its bumps at them (rssm.py): what moves the objects is learned as a small state dynamics
+    point_dynamics: bool = False
 
     @property
     def latent_dim(self) -> int:
@@ -103,6 +107,13 @@ class RSSMConfig(Config):
         require(not self.robot_step_fit or self.proprio_weight,
                 "RSSMConfig.robot_step_fit needs a robot state (proprio_weight > 0) whose step it fits (got "
                 "proprio_weight {})", self.proprio_weight)
+        require(not self.point_dynamics or (self.keypoints and not self.robot_points),
+                "RSSMConfig.point_dynamics needs keypoints >= 1 (the points it steps) and draws them itself, so not "
+                "robot_points (got keypoints {}, robot_points {})", self.keypoints, self.robot_points)
+        require(self.proprio_dim + 2 * self.keypoints * self.point_dynamics < self.deter_dim,
+                "RSSMConfig.deter_dim must exceed the dims h holds apart from its GRU: the robot state's {} and "
+                "the points' {} (got {})", self.proprio_dim, 2 * self.keypoints * self.point_dynamics,
+                self.deter_dim)
         require(self.overshooting_scale >= 0, "RSSMConfig.overshooting_scale must be >= 0 (got {})",
                 self.overshooting_scale)
 

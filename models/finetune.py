@@ -35,7 +35,7 @@ from hvp.data import TrajectoryDataset
 from hvp.models import checkpoint
 from hvp.models.config import FOREGROUND_REFERENCES, TrainConfig
 from hvp.models.fit import _windows_to_torch
-from hvp.models.rssm import ROBOT_STATE_MODULES
+from hvp.models.rssm import STATE_STEP_MODULES
 from hvp.models.runtime import default_threads, resolve_device
 from hvp.models.state_supervision import StateSupervised
 from hvp.models.train import RunLog, optimizer_groups, train
@@ -106,7 +106,7 @@ def freeze_dynamics(model: torch.nn.Module) -> list[str]:
     if missing:
         raise ValueError(f"mode 'encoder-decoder': the model ({type(model).__name__}) has no {missing}; "
                          f"it needs an RSSM run (use mode 'full' for other kinds)")
-    frozen = [*DYNAMICS_MODULES, *(name for name in ROBOT_STATE_MODULES if hasattr(model, name))]
+    frozen = [*DYNAMICS_MODULES, *(name for name in STATE_STEP_MODULES if hasattr(model, name))]
     for name in frozen:
         getattr(model, name).requires_grad_(False)
     return frozen
@@ -206,7 +206,7 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
     held_windows = _windows_to_torch(held.sample_windows(np.random.default_rng(config.seed + 1),
                                                          config.held_out_windows, config.seq_len), device, inputs)
     sim_windows = round(config.batch_size * config.sim_fraction) if sim is not None else 0
-    optimizer = torch.optim.Adam(optimizer_groups(trainee, ROBOT_STATE_MODULES), lr=config.learning_rate, eps=1e-5)
+    optimizer = torch.optim.Adam(optimizer_groups(trainee, STATE_STEP_MODULES), lr=config.learning_rate, eps=1e-5)
 
     def next_batch() -> dict[str, torch.Tensor]:
         parts = [train_set.sample_windows(rng, config.batch_size - sim_windows, config.seq_len)]

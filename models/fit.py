@@ -24,7 +24,7 @@ from hvp.data import TrajectoryDataset
 from hvp.models import checkpoint
 from hvp.models.config import TrainConfig, model_config_class
 from hvp.models.networks import to_float_images, to_uint8_images
-from hvp.models.rssm import ROBOT_STATE_MODULES
+from hvp.models.rssm import STATE_STEP_MODULES
 from hvp.models.runtime import default_threads, resolve_device
 from hvp.models.train import RunLog, optimizer_groups, train
 
@@ -134,7 +134,7 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
     averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(train_config.ema_decay), use_buffers=True)
                 if train_config.ema_decay and rank == 0 else None)
     saved = averaged.module if averaged is not None else model  # what model.safetensors holds and fit returns
-    optimizer = torch.optim.Adam(optimizer_groups(model, ROBOT_STATE_MODULES), lr=train_config.learning_rate, eps=1e-5)
+    optimizer = torch.optim.Adam(optimizer_groups(model, STATE_STEP_MODULES), lr=train_config.learning_rate, eps=1e-5)
     if resuming:
         start_step = checkpoint.load_train_state(out_dir, optimizer, rng, model)
         if averaged is not None:

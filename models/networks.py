@@ -133,10 +133,13 @@ class ConvDecoder(nn.Module):
     holding the robot's own state, a second linear head reads K more points from that slice alone and draws them
     too: where the robot is seen follows from its state, which the rollout carries precisely, while the first
     head's points carry the cell-sized steps of the encoder's (docs/world_model.md, "The robot drawn from its state").
+    With `point_dims` (start, stop), the features' slice holding the K points themselves (the RSSM's point dynamics),
+    the bumps are drawn there and no head reads them.
     """
 
     def __init__(self, feature_dim: int, image_size: tuple[int, int], depth: int, background: bool = False,
-                 keypoints: int = 0, robot_dims: tuple[int, int] | None = None) -> None:
+                 keypoints: int = 0, robot_dims: tuple[int, int] | None = None,
+                 point_dims: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.background = nn.Parameter(torch.zeros(3, *image_size)) if background else None
         scale = 2 ** CONV_LAYERS
@@ -144,7 +147,8 @@ class ConvDecoder(nn.Module):
         self.project = nn.Linear(feature_dim, channels * (image_size[0] // scale) * (image_size[1] // scale))
         self.grid = (channels, image_size[0] // scale, image_size[1] // scale)
         self.robot_dims = robot_dims if keypoints else None
-        bumps = keypoints * (2 if self.robot_dims else 1)
+        self.point_dims = point_dims if keypoints else None
+        self.bumps = bumps = keypoints * (2 if self.robot_dims else 1)
         layers = []
         for layer in reversed(range(CONV_LAYERS)):
             out = 3 if layer == 0 else depth * 2 ** (layer - 1)
@@ -153,7 +157,7 @@ class ConvDecoder(nn.Module):
                 layers.append(nn.ELU())
             channels = out
         self.net = nn.Sequential(*layers)
-        self.keypoint_head = nn.Linear(feature_dim, 2 * keypoints) if keypoints else None
+        self.keypoint_head = nn.Linear(feature_dim, 2 * keypoints) if keypoints and not self.point_dims else None
         self.robot_point_head = nn.Linear(robot_dims[1] - robot_dims[0], 2 * keypoints) if self.robot_dims else None
         self.map_size = (image_size[0] // 2, image_size[1] // 2)  # what the last transposed conv paints from
         if keypoints:
@@ -171,6 +175,8 @@ class ConvDecoder(nn.Module):
 
     def drawn_points(self, features: torch.Tensor) -> torch.Tensor:
         """features float32 [B, F] -> every point drawn as a bump, float32 [B, K or 2K, 2]."""
+        if self.point_dims:
+            return features[:, self.point_dims[0]:self.point_dims[1]].unflatten(-1, (-1, 2))
         points = self.keypoints(features)
         if self.robot_dims is None:
             return points
@@ -180,7 +186,7 @@ class ConvDecoder(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         maps = self.project(features).unflatten(-1, self.grid).contiguous(memory_format=CONV_LAYOUT)
-        if self.keypoint_head is None:
+        if not self.bumps:
             images = self.net(maps)
         else:
             distance = ((self.map_grid - self.drawn_points(features)[:, :, None]) ** 2).sum(-1)  # [B, K, h/2 * w/2]

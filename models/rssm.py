@@ -6,7 +6,9 @@ one-hot categorical groups (DreamerV2; RSSMConfig.latent). Planning latent (D = 
 mean when filtering, so imagined and observed latents live in one space. Training samples z (reparameterized;
 straight-through gradients for the categorical). With RSSMConfig.proprio_weight, h's last dims hold the robot's own
 state, stepped linearly (so free motion is held exactly) plus a bounded correction, and tied in training to the
-robot's recorded proprioception; with RSSMConfig.observe_robot_state the filter also observes it.
+robot's recorded proprioception; with RSSMConfig.observe_robot_state the filter also observes it. With
+RSSMConfig.point_dynamics, h also holds the encoder's keypoints (before the robot state): the filter sets them to the
+points the encoder finds in each frame, a small MLP steps them, and the decoder draws them.
 
 Every step function takes and returns its state explicitly, so the encoder, the posterior
 step, the prior rollout and the decoder can be exported as separate graphs.
@@ -22,8 +24,8 @@ from torch import nn
 from torch.distributions import Distribution, Independent, Normal, OneHotCategoricalStraightThrough, kl_divergence
 
 from hvp.models.config import RSSMConfig
-from hvp.models.networks import (ConvDecoder, ConvEncoder, GRUCell, ReferenceBlend, foreground_weights, mlp,
-                                 to_float_images)
+from hvp.models.networks import (ConvDecoder, ConvEncoder, GRUCell, ReferenceBlend, foreground_weights,
+                                 layer_norm_mlp, mlp, to_float_images)
 
 # categorical: 1 % of uniform mixed into the class probabilities keeps every log-probability and KL finite (DreamerV3)
 UNIFORM_MIX = 0.01
@@ -32,11 +34,23 @@ KEYPOINT_TIE_WEIGHT = 100.0  # per squared [-1, 1] unit: 16 coordinates each one
 # horizon (evaluate.py)
 OPEN_LOOP_HORIZON = 10
 OPEN_LOOP_START_STRIDE = 4  # ... from every 4th filtered state: from every one, training ran ~45 % fewer frames/s here
+# the point dynamics: the state dynamics' network (state_dynamics.py), which moves push's block to 0.33x copy-last
+# from the same encoder's points (bench/push_ceilings.py)
+POINT_STEP_HIDDEN, POINT_STEP_DEPTH = 256, 3
+POINT_TIE_WEIGHT = 10.0  # per squared step-standardized coordinate, averaged over coordinates and frames
+POINT_STEP_MIN_STD = 1e-3  # [-1, 1] units (0.03 px): a point that never moves is not divided by zero
 
 
 def previous_actions(actions: torch.Tensor) -> torch.Tensor:
     """actions [B, L, A] (action t follows frame t) -> the action that led to each frame (zero before frame 0)."""
     return torch.cat([torch.zeros_like(actions[:, :1]), actions[:, :-1]], dim=1)
+
+
+def point_step_scale(points: torch.Tensor) -> torch.Tensor:
+    """The encoder's points in a batch of windows [B, L, K, 2] -> the std of each coordinate's one-step change [2K]
+    (held fixed; at least POINT_STEP_MIN_STD)."""
+    changes = (points[:, 1:] - points[:, :-1]).detach().flatten(-2).flatten(0, 1)
+    return changes.std(0).clamp(min=POINT_STEP_MIN_STD)
 
 
 def point_distance(drawn: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -60,9 +74,10 @@ class Filtered:
     proprio: torch.Tensor | None  # with a robot state: its recorded values, standardized [B, L, S], else None
 
 
-# the transition's robot state, when the model holds one: its gradient is clipped apart from the image model's
-# (under one shared clip half the push seeds stayed on the mean-image plateau); fine-tuning freezes it with the dynamics
-ROBOT_STATE_MODULES = ("robot_step", "robot_correction")
+# the transition's explicit state steps, those the model has (the robot state's, the points'): their gradient is
+# clipped apart from the image model's (under one shared clip half the push seeds stayed on the mean-image plateau);
+# fine-tuning freezes them with the dynamics
+STATE_STEP_MODULES = ("robot_step", "robot_correction", "point_step")
 
 
 class RSSM(nn.Module):
@@ -70,21 +85,30 @@ class RSSM(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = ConvEncoder(config.image_size, config.conv_depth, config.keypoints)
-        robot_dims = (config.deter_dim - config.proprio_dim, config.deter_dim) if config.robot_points else None
-        self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background,
-                                   config.keypoints, robot_dims)
-        self.blend = ReferenceBlend() if config.reference_blend else None
         robot = config.proprio_dim  # h's last dims: the robot's state, stepped linearly
-        self.input_layer = nn.Sequential(nn.Linear(config.stoch_dim + config.action_dim + robot, config.hidden_dim),
-                                         nn.ELU())
-        self.cell = GRUCell(config.hidden_dim, config.deter_dim - robot)
+        points = 2 * config.keypoints if config.point_dynamics else 0  # the dims before them: the encoder's points
+        self.hidden_size = config.deter_dim - robot - points  # the GRU's
+        self.point_dims = (self.hidden_size, self.hidden_size + points) if points else None
+        robot_dims = (config.deter_dim - robot, config.deter_dim) if config.robot_points else None
+        self.decoder = ConvDecoder(config.latent_dim, config.image_size, config.conv_depth, config.learned_background,
+                                   config.keypoints, robot_dims, self.point_dims)
+        self.blend = ReferenceBlend() if config.reference_blend else None
+        self.input_layer = nn.Sequential(
+            nn.Linear(config.stoch_dim + config.action_dim + robot + points, config.hidden_dim), nn.ELU())
+        self.cell = GRUCell(config.hidden_dim, self.hidden_size)
+        if points:
+            self.point_step = layer_norm_mlp(points + robot + config.action_dim, POINT_STEP_HIDDEN, POINT_STEP_DEPTH,
+                                             points)
+            with torch.no_grad():  # the points start still
+                self.point_step[-1].weight.zero_()
+                self.point_step[-1].bias.zero_()
         params = config.stoch_dim if config.latent == "categorical" else 2 * config.stoch_dim  # logits / mean, std
         self.prior_net = mlp(config.deter_dim, config.hidden_dim, params)
         self.posterior_net = mlp(config.deter_dim + self.encoder.output_dim, config.hidden_dim, params)
         if robot:
             # s' = A s + B a + c (free motion exactly) + a bounded correction (contacts; what the image shows)
             self.robot_step = nn.Linear(robot + config.action_dim, robot)
-            self.robot_correction = nn.Linear(config.deter_dim + config.stoch_dim + config.action_dim, robot)
+            self.robot_correction = nn.Linear(self.hidden_size + robot + config.stoch_dim + config.action_dim, robot)
             with torch.no_grad():
                 self.robot_step.weight.zero_()
                 self.robot_step.weight[:, :robot].copy_(torch.eye(robot))
@@ -103,13 +127,27 @@ class RSSM(nn.Module):
 
     def transition(self, deter: torch.Tensor, stoch: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """h [B, deter], z [B, stoch], action [B, A] -> next h [B, deter]."""
-        if not self.config.proprio_dim:
+        if self.hidden_size == self.config.deter_dim:
             return self.cell(self.input_layer(torch.cat([stoch, action], -1)), deter)
-        hidden, robot = deter[:, :-self.config.proprio_dim], deter[:, -self.config.proprio_dim:]
-        hidden = self.cell(self.input_layer(torch.cat([stoch, action, robot], -1)), hidden)
-        # z held fixed here: the ties must not pull the encoder's points onto the robot
-        correction = torch.tanh(self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1)))
-        return torch.cat([hidden, self.robot_step(torch.cat([robot, action], -1)) + correction], -1)
+        hidden, points, robot = deter.split([self.hidden_size, deter.shape[-1] - self.hidden_size -
+                                             self.config.proprio_dim, self.config.proprio_dim], -1)
+        hidden = self.cell(self.input_layer(torch.cat([stoch, action, robot, points], -1)), hidden)
+        parts = [hidden, self.step_points(points, robot, action)] if self.point_dims else [hidden]
+        if self.config.proprio_dim:
+            # z held fixed here: the ties must not pull the encoder's points onto the robot
+            correction = torch.tanh(self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1)))
+            parts.append(self.robot_step(torch.cat([robot, action], -1)) + correction)
+        return torch.cat(parts, -1)
+
+    def step_points(self, points: torch.Tensor, robot: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The points [B, 2K] one step on, moved by what moves them: themselves, the robot state [B, S] and the action."""
+        return points + self.point_step(torch.cat([points, robot, action], -1))
+
+    def with_points(self, deter: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
+        """h [B, deter] with its point dims set to the points the encoder found in the frame (the embedding's last 2K
+        dims): what a model with point_dynamics filters after each frame."""
+        start, stop = self.point_dims
+        return torch.cat([deter[:, :start], embed[:, -(stop - start):], deter[:, stop:]], -1)
 
     def prior(self, deter: torch.Tensor) -> torch.Tensor:
         """h [B, deter] -> parameters [B, P] of z's distribution before seeing the frame."""
@@ -154,7 +192,8 @@ class RSSM(nn.Module):
                      embed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One deterministic filter step: -> (h', posterior mean of z') [B, deter], [B, stoch]."""
         deter = self.transition(deter, stoch, action)
-        return deter, self.mean(self.posterior(deter, embed))
+        stoch = self.mean(self.posterior(deter, embed))
+        return (deter if self.point_dims is None else self.with_points(deter, embed)), stoch
 
     def rollout(self, deter: torch.Tensor, stoch: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Prior-mean rollout: h [N, deter], z [N, stoch], actions [N, H, A] -> latents float32 [N, H, D]."""
@@ -232,6 +271,8 @@ class RSSM(nn.Module):
             prior_params.append(self.prior(deter))
             post_params.append(self.posterior(deter, embeds[:, t]))
             stoch = self.sample(post_params[-1])
+            if self.point_dims:  # after the posterior, as observe_step
+                deter = self.with_points(deter, embeds[:, t])
             if self.config.observe_robot_state:  # after the posterior, as the runtime's observe_proprio follows observe
                 deter = self.with_robot_state(deter, states[:, t])
             deters.append(deter)
@@ -257,7 +298,7 @@ class RSSM(nn.Module):
               + (1 - config.kl_balance) * posterior_kl.clamp(min=config.free_nats).mean())
         loss = reconstruction + config.kl_scale * kl
         metrics = {"loss": loss, "reconstruction": reconstruction, "kl": prior_kl.mean()}  # "loss": the total, below
-        if window.points is not None:
+        if window.points is not None and self.point_dims is None:  # with point dynamics h holds the points themselves
             metrics["keypoint_tie"] = self.keypoint_tie(window.features, window.points)
             loss = loss + KEYPOINT_TIE_WEIGHT * metrics["keypoint_tie"]
         if config.robot_points:
@@ -271,6 +312,7 @@ class RSSM(nn.Module):
             loss = loss + metrics.get("blend_reconstruction", 0.0)
             loss = loss + KEYPOINT_TIE_WEIGHT * metrics.get("open_loop_keypoint_tie", 0.0)
             loss = loss + config.proprio_weight * metrics.get("open_loop_proprio_tie", 0.0)
+            loss = loss + POINT_TIE_WEIGHT * metrics.get("open_loop_point_tie", 0.0)
         if config.overshooting:
             metrics["overshooting_kl"] = self.overshooting_kl(window.deters, window.post_mean, post, window.prev)
             loss = loss + config.overshooting_scale * metrics["overshooting_kl"]
@@ -305,25 +347,41 @@ class RSSM(nn.Module):
         t + d (weights [B, L, 1, h, w] from foreground_weights). With keypoints, "open_loop_keypoint_tie": their
         points against those the encoder finds in frame t + d, so the dynamics learn to move the points. With a robot
         state, "open_loop_proprio_tie": its proprio_tie at every step 1..d, rolled from the same filtered states held
-        fixed, so it trains the dynamics and not what the encoder finds."""
+        fixed, so it trains the dynamics and not what the encoder finds; with point dynamics, "open_loop_point_tie"
+        likewise for the points h carries (point_tie)."""
         length, stride = window.frames.shape[1], OPEN_LOOP_START_STRIDE
         horizon = int(torch.randint(1, min(OPEN_LOOP_HORIZON, length - 1) + 1, ()))
         terms = {}
-        if self.blend is not None or window.points is not None:  # both read the rollout's last step only
+        keypoint_tie = window.points is not None and self.point_dims is None
+        if self.blend is not None or keypoint_tie:  # both read the rollout's last step only
             *_, (step, deter, stoch, _) = self.open_loop(window.deters, window.post_mean, window.prev, horizon, stride)
             latents = torch.cat([deter, stoch], -1)
             if self.blend is not None:
                 drawn = self.decode(latents, window.frames[:, :length - step:stride])
                 error = (drawn - window.frames[:, step::stride]) ** 2 * weights[:, step::stride]
                 terms["blend_reconstruction"] = error.sum((2, 3, 4)).mean()
-            if window.points is not None:
+            if keypoint_tie:
                 terms["open_loop_keypoint_tie"] = self.keypoint_tie(latents, window.points[:, step::stride])
-        if window.proprio is not None:  # every step 1..d from the same starts, held fixed: trains the dynamics
-            rolled = self.open_loop(window.deters.detach(), window.post_mean.detach(), window.prev, horizon, stride)
+        if window.proprio is None and self.point_dims is None:
+            return terms
+        # every step 1..d from the same starts, held fixed: trains the dynamics
+        rolled = list(self.open_loop(window.deters.detach(), window.post_mean.detach(), window.prev, horizon, stride))
+        if window.proprio is not None:
             terms["open_loop_proprio_tie"] = torch.stack([
                 self.proprio_tie(torch.cat([deter, stoch], -1), window.proprio[:, step::stride])
                 for step, deter, stoch, _ in rolled]).mean()
+        if self.point_dims:
+            scale = point_step_scale(window.points)
+            terms["open_loop_point_tie"] = torch.stack([
+                self.point_tie(deter, window.points[:, step::stride], scale) for step, deter, _, _ in rolled]).mean()
         return terms
+
+    def point_tie(self, deters: torch.Tensor, points: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """Squared error of the points rolled in h [B, N, deter] against those the encoder found in the frames they
+        stand for [B, N, K, 2] (held fixed), each coordinate in units of its step's scale [2K] (point_step_scale),
+        averaged: the state dynamics' loss, so a block that rarely moves is learned as carefully as the robot."""
+        start, stop = self.point_dims
+        return (((deters[..., start:stop] - points.flatten(-2).detach()) / scale) ** 2).mean()
 
     def open_loop(self, deters: torch.Tensor, post_mean: torch.Tensor, prev: torch.Tensor, horizon: int,
                   stride: int = 1) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rssm, with --proprio-weight: fit the robot state's linear step to the recorded free "
                              "motion (the map most steps obey exactly) and hold it, so the correction learns only "
                              "contact")
+    parser.add_argument("--point-dynamics", action=argparse.BooleanOptionalAction,
+                        help="rssm, with --keypoints: h carries the encoder's points, stepped by their own MLP and "
+                             "drawn where they are (docs/world_model.md, \"Point dynamics\")")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
                                                        ("proprio_weight", args.proprio_weight),
                                                        ("robot_points", args.robot_points),
                                                        ("observe_robot_state", args.observe_robot_state),
-                                                       ("robot_step_fit", args.robot_step_fit))
+                                                       ("robot_step_fit", args.robot_step_fit),
+                                                       ("point_dynamics", args.point_dynamics))
                        if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,

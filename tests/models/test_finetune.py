@@ -9,7 +9,7 @@ from hvp.cli import main
 from hvp.data import TrajectoryDataset, save_trajectories
 from hvp.models.checkpoint import load_model
 from hvp.models.finetune import DYNAMICS_MODULES, FinetuneConfig, finetune
-from hvp.models.rssm import ROBOT_STATE_MODULES
+from hvp.models.rssm import STATE_STEP_MODULES
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +95,9 @@ def test_a_model_with_a_robot_state_fine_tunes_on_the_recorded_state_and_freezes
         model_overrides={"proprio_weight": 10.0}, threads=1, progress=False)
     config = FinetuneConfig.preset("debug", mode="encoder-decoder", steps=4, patience=10)
     summary = finetune(tmp_path / "robot", shifted_dataset, tmp_path / "ft", config, threads=1)
-    assert summary["frozen"] == [*DYNAMICS_MODULES, *ROBOT_STATE_MODULES]
+    assert summary["frozen"] == [*DYNAMICS_MODULES, "robot_step", "robot_correction"]  # no point_step: no points
     before, after = _weights(tmp_path / "robot"), _weights(tmp_path / "ft")
-    assert all(np.array_equal(before[n], after[n]) for n in before if n.startswith(ROBOT_STATE_MODULES))
+    assert all(np.array_equal(before[n], after[n]) for n in before if n.startswith(STATE_STEP_MODULES))
     assert any(not np.array_equal(before[n], after[n]) for n in before if n.startswith("encoder"))
     with pytest.raises(ValueError, match="state_loss"):
         finetune(tmp_path / "robot", shifted_dataset, tmp_path / "ft2", config.replace(state_loss=1.0), threads=1)

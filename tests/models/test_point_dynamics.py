@@ -1,0 +1,105 @@
+"""Point dynamics (RSSMConfig.point_dynamics): h carries the encoder's keypoints, set to the points the encoder finds
+after each frame, stepped by their own MLP, drawn by the decoder where they are, and tied open-loop to later frames'
+points in units of each coordinate's step."""
+import numpy as np
+import pytest
+import torch
+
+from hvp.config import ConfigError
+from hvp.models import checkpoint
+from hvp.models.config import RSSMConfig
+from hvp.models.networks import to_float_images
+from hvp.models.rssm import point_step_scale
+from hvp.models.runtime import TorchRuntime
+
+KEYPOINTS = 3
+
+
+def point_model(**overrides):
+    torch.manual_seed(0)
+    return checkpoint.build_model("rssm", RSSMConfig.preset("debug", keypoints=KEYPOINTS, point_dynamics=True,
+                                                            **overrides))
+
+
+def windows(dataset, count=3, length=8):
+    batch = dataset.sample_windows(np.random.default_rng(0), count, length)
+    return torch.from_numpy(batch["image"]), torch.from_numpy(batch["action"].astype(np.float32))
+
+
+def encoder_points(model, images):
+    with torch.no_grad():
+        return model.embed(to_float_images(images))[..., -2 * KEYPOINTS:]
+
+
+def test_the_filter_and_the_runtime_hold_the_points_the_encoder_finds(maze_dataset):
+    model = point_model()
+    images, actions = windows(maze_dataset)
+    start, stop = model.point_dims
+    assert stop - start == 2 * KEYPOINTS and stop == model.config.deter_dim  # no robot state: the last dims
+    found = encoder_points(model, images)
+    with torch.no_grad():
+        window = model.filter_window(images, actions)
+    torch.testing.assert_close(window.deters[..., start:stop], found)
+    runtime = TorchRuntime(model, threads=1)
+    state = runtime.observe(runtime.initial_state(3), images[:, 0].numpy(), np.zeros((3, actions.shape[-1]),
+                                                                                     np.float32))
+    np.testing.assert_allclose(state["deter"][:, start:stop], found[:, 0].numpy(), atol=1e-6)
+
+
+def test_the_points_move_only_by_their_step_and_are_drawn_where_they_are(maze_dataset):
+    model = point_model()
+    images, actions = windows(maze_dataset)
+    start, stop = model.point_dims
+    with torch.no_grad():
+        deter, stoch = model.initial(3)
+        deter, stoch = model.observe_step(deter, stoch, actions[:, 0], model.embed(to_float_images(images))[:, 0])
+        still = model.rollout(deter, stoch, actions[:, 1:5])  # the step starts at zero: the points held
+        torch.testing.assert_close(still[..., start:stop], deter[:, None, start:stop].expand(-1, 4, -1))
+        torch.nn.init.normal_(model.point_step[-1].weight, std=0.1)
+        moved = model.rollout(deter, stoch, actions[:, 1:5])[..., start:stop]
+        torch.testing.assert_close(moved[:, 0], model.step_points(deter[:, start:stop], deter[:, :0], actions[:, 1]))
+        assert not torch.allclose(moved[:, 0], deter[:, start:stop])
+        latents = torch.cat([deter, stoch], -1)
+        torch.testing.assert_close(model.decoder.drawn_points(latents).flatten(1), deter[:, start:stop])
+    assert model.decoder.keypoint_head is None  # no head reads them: they are drawn as h holds them
+
+
+def test_the_open_loop_tie_trains_the_step_and_not_the_encoder(maze_dataset):
+    model = point_model(reference_blend=True)
+    images, actions = windows(maze_dataset)
+    window = model.filter_window(images, actions)
+    loss, metrics = model.elbo(window)
+    assert "keypoint_tie" not in metrics and metrics["open_loop_point_tie"] > 0
+    model.zero_grad()
+    (model.open_loop_terms(window, torch.ones_like(window.frames[:, :, :1]))["open_loop_point_tie"]).backward()
+    assert model.point_step[-1].weight.grad.abs().sum() > 0
+    assert model.encoder.keypoints.score.weight.grad is None  # its starts and targets are held fixed
+    scale = point_step_scale(window.points)
+    assert scale.shape == (2 * KEYPOINTS,) and (scale >= 1e-3).all()
+
+
+def test_a_model_with_point_dynamics_learns_to_move_the_points(maze_dataset):
+    model = point_model()
+    images, actions = windows(maze_dataset, count=8, length=10)
+    window = model.filter_window(images, actions)
+    optimizer = torch.optim.Adam(model.point_step.parameters(), lr=1e-3)
+    ties = []
+    for _ in range(200):
+        torch.manual_seed(1)  # the same rollout horizon each update: the tie is compared like for like
+        tie = model.open_loop_terms(window, torch.ones(1))["open_loop_point_tie"]
+        optimizer.zero_grad()
+        tie.backward(retain_graph=True)
+        optimizer.step()
+        ties.append(tie.item())
+    assert ties[-1] < 0.6 * ties[0]
+
+
+@pytest.mark.parametrize("overrides, named", [
+    (dict(keypoints=0, point_dynamics=True), "point_dynamics needs keypoints"),
+    (dict(keypoints=2, point_dynamics=True, proprio_weight=1.0, proprio_dim=4, robot_points=True),
+     "point_dynamics needs keypoints"),
+    (dict(keypoints=20, point_dynamics=True, deter_dim=40), "deter_dim must exceed"),
+])
+def test_bad_point_dynamics_configs_are_named(overrides, named):
+    with pytest.raises(ConfigError, match=named):
+        RSSMConfig.preset("debug", **overrides)
