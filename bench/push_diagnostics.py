@@ -26,7 +26,9 @@ with keypoints, each encoder point's precision: the object whose colour centroid
 best, that map's median residual in pixels, and the softmax's median peak weight (near 1, the point sits on a cell
 centre and moves in steps of a cell). For models holding the robot's state in h (--proprio-weight), how far the
 pusher position that state holds is from the recorded one at horizons 1, 5 and 10 (median, m; all windows and free),
-and how far its linear robot step alone (no correction) puts the pusher after one free step of --fit-data.
+and how far its linear robot step alone (no correction) puts the pusher after one free step of --fit-data. For
+models with point dynamics, where the points rolled in h put the block (a linear map from the encoder's points to
+its centroid, fit on --fit-data), apart from where the decoder draws it.
 """
 from __future__ import annotations
 
@@ -225,6 +227,33 @@ def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> di
                                        for h in (1, 5, HORIZON)}}
 
 
+def rolled_points(runtime, fit_episodes, batch: dict, latents: np.ndarray) -> dict:
+    """For a model with point dynamics: where the points it rolls in h put the block, read by a least-squares linear
+    map from the encoder's points to the block's colour centroid (fit on `fit_episodes`' frames) -> the mean error
+    (px) at horizons 1, 5 and 10 beside copy-last's at 10: the dynamics' error apart from the drawing's."""
+    import torch
+
+    from hvp.models.metrics import mask_centroids
+    from hvp.models.networks import to_float_images
+
+    model = runtime.model
+    start, stop = model.point_dims
+    images = np.concatenate([e["image"] for e in fit_episodes])
+    with torch.no_grad():
+        points = np.concatenate([model.encoder(to_float_images(torch.from_numpy(images[i:i + 512])))[:, start - stop:]
+                                 .numpy() for i in range(0, len(images), 512)])
+    centroid, shown = mask_centroids(colour_masks(images)[1])
+    inputs = np.concatenate([points, np.ones((len(points), 1))], 1)
+    weights, *_ = np.linalg.lstsq(inputs[shown], centroid[shown], rcond=None)
+    read = latents[..., start:stop] @ weights[:-1] + weights[-1]  # [N, H, 2]
+    truth, found = mask_centroids(colour_masks(batch["image"][:, CONTEXT:])[1])
+    off = np.where(found, np.linalg.norm(read - truth, axis=-1), np.nan)
+    last, _ = mask_centroids(colour_masks(batch["image"][:, CONTEXT - 1])[1])
+    copy_last = float(np.nanmean(np.where(found[:, -1], np.linalg.norm(last - truth[:, -1], axis=-1), np.nan)))
+    return {**{f"h{h}": float(np.nanmean(off[:, h - 1])) for h in (1, 5, HORIZON)}, "copy_last_h10": copy_last,
+            "ratio_h10": float(np.nanmean(off[:, -1])) / copy_last}
+
+
 def robot_state_rollout(model, latents: np.ndarray, states: np.ndarray, free: np.ndarray) -> dict:
     """For a model holding the robot's state in h (proprio_weight): the pusher position that state holds in the
     imagined latents float32 [N, H, D] against the recorded one, states [N, H, S] -> median distance (m) by horizon,
@@ -274,6 +303,8 @@ def measure(run: str, held_out, batch: dict, fit_episodes, kinds: dict[str, np.n
         record["robot_state_rollout_m"] = robot_state_rollout(runtime.model, latents, proprio[:, CONTEXT:],
                                                               kinds["free"])
         record["robot_step_free_error_m"] = robot_step_free_error(runtime.model, fit_episodes)
+    if runtime.model.config.point_dynamics:
+        record["block_from_rolled_points_px"] = rolled_points(runtime, fit_episodes, batch, latents)
     if runtime.model.config.keypoints:
         frames = np.concatenate([episode["image"] for episode in held_out.episodes])[:POINT_FRAMES]
         record["keypoints"] = point_precision(runtime, frames)
@@ -322,6 +353,10 @@ def main() -> None:
         for group, by_horizon in record["models"][name].get("robot_state_rollout_m", {}).items():
             print(f"  the robot state's pusher, {group} windows, median m: " + ", ".join(
                 f"{h} {value:.4f}" for h, value in by_horizon.items()))
+        if "block_from_rolled_points_px" in record["models"][name]:
+            rolled = record["models"][name]["block_from_rolled_points_px"]
+            print("  the block where its rolled points put it, mean px: " + ", ".join(
+                f"{h} {rolled[h]:.2f}" for h in ("h1", "h5", "h10")) + f" ({rolled['ratio_h10']:.2f}x copy-last)")
         for point, precision in enumerate(record["models"][name].get("keypoints", [])):
             print(f"  point {point}: {precision['follows']}, {precision['median_residual_px']:.2f} px, peak weight "
                   f"{precision['median_peak_weight']:.3f}")

@@ -1,11 +1,12 @@
-"""Seconds per training update of the push recipe, with the robot's own state in the latent and with the robot
-points drawn from it, against the recipe alone (docs/world_model.md, "The robot drawn from its state").
+"""Seconds per training update of the push recipe, with the robot's own state in the latent, with the robot
+points drawn from it, with that state observed and with point dynamics on top, against the recipe alone
+(docs/world_model.md, "The robot drawn from its state", "Point dynamics").
 
     python bench/robot_state_cost.py                     # 2 threads, 30 timed updates each
     python bench/robot_state_cost.py --updates 40 --threads 1
 
 One update is what `hvp train` runs (bench/training_speed.py): 16 windows of 16 frames of random pixels, random
-actions and random robot states (the arithmetic does not depend on them), channels-last convs. The three models'
+actions and random robot states (the arithmetic does not depend on them), channels-last convs. The models'
 updates are interleaved so background load hits them alike; the ratios are what each option adds to the training
 time. Writes bench/results/robot_state_cost.json.
 """
@@ -17,7 +18,9 @@ from training_speed import RECIPES, update_function, update_timing_parser
 
 # the robot state as push records it: the pusher's (x, y, vx, vy); weight 100 as in the measured runs
 ROBOT_STATE = dict(proprio_weight=100.0, proprio_dim=4)
-VARIANTS = {"recipe": {}, "robot_state": ROBOT_STATE, "robot_points": {**ROBOT_STATE, "robot_points": True}}
+OBSERVED = {**ROBOT_STATE, "observe_robot_state": True}
+VARIANTS = {"recipe": {}, "robot_state": ROBOT_STATE, "robot_points": {**ROBOT_STATE, "robot_points": True},
+            "observed": OBSERVED, "point_dynamics": {**OBSERVED, "point_dynamics": True}}
 
 
 def main() -> None:
