@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--block-descriptions", nargs="+", choices=BLOCK_DESCRIPTIONS, default=["raw"],
                         help="the state the dynamics see: the true state with the yaw raw, seen (cos, sin of 4 x yaw) "
                         "or none; the colour centroids; a trained model's keypoints (points, with --points-of)")
-    parser.add_argument("--points-of", help="a run trained with --keypoints: the state 'points' is its encoder's points")
+    parser.add_argument("--points-of", help="a run trained with --keypoints: the state 'points' is its encoder's")
     parser.add_argument("--start-noise-px", type=float, nargs="*", default=[],
                         help="Gaussian noise stds (px) added to the image states' start positions, one rollout each")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))

@@ -140,7 +140,7 @@ class RSSM(nn.Module):
         return torch.cat(parts, -1)
 
     def step_points(self, points: torch.Tensor, robot: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """The points [B, 2K] one step on, moved by what moves them: themselves, the robot state [B, S] and the action."""
+        """The points [B, 2K] one step on, moved by what moves them: themselves, the robot state [B, S], the action."""
         return points + self.point_step(torch.cat([points, robot, action], -1))
 
     def with_points(self, deter: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
