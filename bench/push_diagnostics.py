@@ -200,19 +200,24 @@ def point_precision(runtime, frames: np.ndarray) -> list[dict]:
     return precision
 
 
-def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> dict:
-    """Positions' R^2 from the embedding and from the filtered latent; open-loop latents read by the filtered map."""
+def encoder_embeddings(model, images: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """The RSSM encoder's embeddings of frames uint8 [N, h, w, 3] -> float32 [N, E], in chunks."""
     import torch
 
-    from hvp.models.evaluate import filter_episodes
-    from hvp.models.metrics import apply_linear_probe, fit_linear_probe, linear_probe_r2
     from hvp.models.networks import to_float_images
 
+    with torch.no_grad():
+        return np.concatenate([model.encoder(to_float_images(torch.from_numpy(images[i:i + chunk]))).numpy()
+                               for i in range(0, len(images), chunk)])
+
+
+def what_the_latent_holds(runtime, fit_episodes, held_out, batch, latents) -> dict:
+    """Positions' R^2 from the embedding and from the filtered latent; open-loop latents read by the filtered map."""
+    from hvp.models.evaluate import filter_episodes
+    from hvp.models.metrics import apply_linear_probe, fit_linear_probe, linear_probe_r2
+
     def features(episodes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        images = np.concatenate([e["image"] for e in episodes])
-        with torch.no_grad():
-            embedded = np.concatenate([runtime.model.encoder(to_float_images(torch.from_numpy(images[i:i + 512])))
-                                       .numpy() for i in range(0, len(images), 512)])
+        embedded = encoder_embeddings(runtime.model, np.concatenate([e["image"] for e in episodes]))
         beliefs, _ = filter_episodes(runtime, episodes)
         return embedded, runtime.latent(beliefs), np.concatenate([e["true_state"] for e in episodes])[:, POSITIONS]
 
@@ -231,17 +236,11 @@ def rolled_points(runtime, fit_episodes, batch: dict, latents: np.ndarray) -> di
     """For a model with point dynamics: where the points it rolls in h put the block, read by a least-squares linear
     map from the encoder's points to the block's colour centroid (fit on `fit_episodes`' frames) -> the mean error
     (px) at horizons 1, 5 and 10 beside copy-last's at 10: the dynamics' error apart from the drawing's."""
-    import torch
-
     from hvp.models.metrics import mask_centroids
-    from hvp.models.networks import to_float_images
 
-    model = runtime.model
-    start, stop = model.point_dims
+    start, stop = runtime.model.point_dims
     images = np.concatenate([e["image"] for e in fit_episodes])
-    with torch.no_grad():
-        points = np.concatenate([model.encoder(to_float_images(torch.from_numpy(images[i:i + 512])))[:, start - stop:]
-                                 .numpy() for i in range(0, len(images), 512)])
+    points = encoder_embeddings(runtime.model, images)[:, start - stop:]  # the embedding ends with the points
     centroid, shown = mask_centroids(colour_masks(images)[1])
     inputs = np.concatenate([points, np.ones((len(points), 1))], 1)
     weights, *_ = np.linalg.lstsq(inputs[shown], centroid[shown], rcond=None)
