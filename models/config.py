@@ -68,6 +68,10 @@ class RSSMConfig(Config):
     # from the points, the robot state and the action, tied open-loop to the points found in later frames; the decoder
     # draws its bumps at them (rssm.py): what moves the objects is learned as a small state dynamics
     point_dynamics: bool = False
+    # with point dynamics and a robot state: the robot state's bounded correction (contacts, walls) comes from the
+    # points' MLP, which sees where the objects are, instead of a linear map of the GRU's hidden state and z, which
+    # drifted the pusher 0.058 m in free motion at h10 (bench/push_diagnostics.py)
+    contact_from_points: bool = False
 
     @property
     def latent_dim(self) -> int:
@@ -110,6 +114,10 @@ class RSSMConfig(Config):
         require(not self.point_dynamics or (self.keypoints and not self.robot_points),
                 "RSSMConfig.point_dynamics needs keypoints >= 1 (the points it steps) and draws them itself, so not "
                 "robot_points (got keypoints {}, robot_points {})", self.keypoints, self.robot_points)
+        require(not self.contact_from_points or (self.point_dynamics and self.proprio_weight),
+                "RSSMConfig.contact_from_points needs point dynamics (the MLP it comes from) and a robot state "
+                "(proprio_weight > 0, what it corrects) (got point_dynamics {}, proprio_weight {})",
+                self.point_dynamics, self.proprio_weight)
         require(self.proprio_dim + 2 * self.keypoints * self.point_dynamics < self.deter_dim,
                 "RSSMConfig.deter_dim must exceed the dims h holds apart from its GRU: the robot state's {} and "
                 "the points' {} (got {})", self.proprio_dim, 2 * self.keypoints * self.point_dynamics,

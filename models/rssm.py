@@ -96,10 +96,10 @@ class RSSM(nn.Module):
         self.input_layer = nn.Sequential(
             nn.Linear(config.stoch_dim + config.action_dim + robot + points, config.hidden_dim), nn.ELU())
         self.cell = GRUCell(config.hidden_dim, self.hidden_size)
-        if points:
+        if points:  # with contact_from_points it also gives the robot state's correction, after the points' moves
             self.point_step = layer_norm_mlp(points + robot + config.action_dim, POINT_STEP_HIDDEN, POINT_STEP_DEPTH,
-                                             points)
-            with torch.no_grad():  # the points start still
+                                             points + robot * config.contact_from_points)
+            with torch.no_grad():  # the points start still (and the robot state uncorrected)
                 self.point_step[-1].weight.zero_()
                 self.point_step[-1].bias.zero_()
         params = config.stoch_dim if config.latent == "categorical" else 2 * config.stoch_dim  # logits / mean, std
@@ -108,13 +108,16 @@ class RSSM(nn.Module):
         if robot:
             # s' = A s + B a + c (free motion exactly) + a bounded correction (contacts; what the image shows)
             self.robot_step = nn.Linear(robot + config.action_dim, robot)
-            self.robot_correction = nn.Linear(self.hidden_size + robot + config.stoch_dim + config.action_dim, robot)
             with torch.no_grad():
                 self.robot_step.weight.zero_()
                 self.robot_step.weight[:, :robot].copy_(torch.eye(robot))
                 self.robot_step.bias.zero_()
-                self.robot_correction.weight.mul_(0.01)
-                self.robot_correction.bias.zero_()
+            if not config.contact_from_points:
+                self.robot_correction = nn.Linear(self.hidden_size + robot + config.stoch_dim + config.action_dim,
+                                                  robot)
+                with torch.no_grad():
+                    self.robot_correction.weight.mul_(0.01)
+                    self.robot_correction.bias.zero_()
             self.robot_step.requires_grad_(not config.robot_step_fit)  # fit once (set_robot_step), then held
             self.register_buffer("proprio_mean", torch.zeros(config.proprio_dim))
             self.register_buffer("proprio_std", torch.ones(config.proprio_dim))
@@ -132,16 +135,16 @@ class RSSM(nn.Module):
         hidden, points, robot = deter.split([self.hidden_size, deter.shape[-1] - self.hidden_size -
                                              self.config.proprio_dim, self.config.proprio_dim], -1)
         hidden = self.cell(self.input_layer(torch.cat([stoch, action, robot, points], -1)), hidden)
-        parts = [hidden, self.step_points(points, robot, action)] if self.point_dims else [hidden]
+        parts = [hidden]
+        if self.point_dims:
+            moves = self.point_step(torch.cat([points, robot, action], -1))
+            parts.append(points + moves[:, :points.shape[-1]])
         if self.config.proprio_dim:
-            # z held fixed here: the ties must not pull the encoder's points onto the robot
-            correction = torch.tanh(self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1)))
-            parts.append(self.robot_step(torch.cat([robot, action], -1)) + correction)
+            correction = (moves[:, points.shape[-1]:] if self.config.contact_from_points else  # z held fixed here:
+                          # the ties must not pull the encoder's points onto the robot
+                          self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1)))
+            parts.append(self.robot_step(torch.cat([robot, action], -1)) + torch.tanh(correction))
         return torch.cat(parts, -1)
-
-    def step_points(self, points: torch.Tensor, robot: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        """The points [B, 2K] one step on, moved by what moves them: themselves, the robot state [B, S], the action."""
-        return points + self.point_step(torch.cat([points, robot, action], -1))
 
     def with_points(self, deter: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
         """h [B, deter] with its point dims set to the points the encoder found in the frame (the embedding's last 2K

@@ -57,7 +57,8 @@ def test_the_points_move_only_by_their_step_and_are_drawn_where_they_are(maze_da
         torch.testing.assert_close(still[..., start:stop], deter[:, None, start:stop].expand(-1, 4, -1))
         torch.nn.init.normal_(model.point_step[-1].weight, std=0.1)
         moved = model.rollout(deter, stoch, actions[:, 1:5])[..., start:stop]
-        torch.testing.assert_close(moved[:, 0], model.step_points(deter[:, start:stop], deter[:, :0], actions[:, 1]))
+        stepped = deter[:, start:stop] + model.point_step(torch.cat([deter[:, start:stop], actions[:, 1]], -1))
+        torch.testing.assert_close(moved[:, 0], stepped)
         assert not torch.allclose(moved[:, 0], deter[:, start:stop])
         latents = torch.cat([deter, stoch], -1)
         torch.testing.assert_close(model.decoder.drawn_points(latents).flatten(1), deter[:, start:stop])
@@ -94,11 +95,35 @@ def test_a_model_with_point_dynamics_learns_to_move_the_points(maze_dataset):
     assert ties[-1] < 0.6 * ties[0]
 
 
+def test_with_contact_from_points_the_point_mlp_corrects_the_robot_state(maze_dataset):
+    model = point_model(proprio_weight=1.0, proprio_dim=4, contact_from_points=True)
+    assert not hasattr(model, "robot_correction")
+    images, actions = windows(maze_dataset)
+    start, stop = model.point_dims
+    robot = slice(stop, model.config.deter_dim)
+    with torch.no_grad():
+        deter, stoch = model.initial(3)
+        deter, stoch = model.observe_step(deter, stoch, actions[:, 0], model.embed(to_float_images(images))[:, 0])
+        deter[:, robot] = torch.randn(3, 4)
+        linear = model.robot_step(torch.cat([deter[:, robot], actions[:, 1]], -1))
+        torch.testing.assert_close(model.transition(deter, stoch, actions[:, 1])[:, robot], linear)  # starts at 0
+        torch.nn.init.normal_(model.point_step[-1].weight[stop - start:], std=0.1)  # the correction's rows only
+        corrected = model.transition(deter, stoch, actions[:, 1])
+        inputs = torch.cat([deter[:, start:stop], deter[:, robot], actions[:, 1]], -1)
+        torch.testing.assert_close(corrected[:, robot],
+                                   linear + torch.tanh(model.point_step(inputs)[:, stop - start:]))
+        torch.testing.assert_close(corrected[:, start:stop], deter[:, start:stop])  # the points' rows still zero
+    assert not torch.allclose(corrected[:, robot], linear)
+
+
 @pytest.mark.parametrize("overrides, named", [
     (dict(keypoints=0, point_dynamics=True), "point_dynamics needs keypoints"),
     (dict(keypoints=2, point_dynamics=True, proprio_weight=1.0, proprio_dim=4, robot_points=True),
      "point_dynamics needs keypoints"),
     (dict(keypoints=20, point_dynamics=True, deter_dim=40), "deter_dim must exceed"),
+    (dict(keypoints=2, point_dynamics=True, contact_from_points=True), "contact_from_points needs point dynamics"),
+    (dict(keypoints=2, proprio_weight=1.0, proprio_dim=4, contact_from_points=True),
+     "contact_from_points needs point dynamics"),
 ])
 def test_bad_point_dynamics_configs_are_named(overrides, named):
     with pytest.raises(ConfigError, match=named):

@@ -75,8 +75,8 @@ def runtimes(exported):
 
 @pytest.fixture(scope="module")
 def categorical_runtimes(tmp_path_factory):
-    """(torch, onnx) runtimes of a random-weight debug RSSM with a categorical latent and point dynamics (the pieces
-    the first fixture's robot points exclude), exported alone."""
+    """(torch, onnx) runtimes of a random-weight debug RSSM with a categorical latent and point dynamics that also
+    correct its robot state (the pieces the first fixture's robot points exclude), exported alone."""
     import torch
 
     from hvp.models.checkpoint import save_model
@@ -88,9 +88,9 @@ def categorical_runtimes(tmp_path_factory):
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "categorical"
     config = RSSMConfig.preset("debug", action_dim=2, latent="categorical", classes=4, stoch_dim=8, keypoints=2,
-                               point_dynamics=True)
+                               point_dynamics=True, proprio_weight=1.0, proprio_dim=4, contact_from_points=True)
     world_model = RSSM(config)
-    torch.nn.init.normal_(world_model.point_step[-1].weight, std=0.5)  # the points move, not held still
+    torch.nn.init.normal_(world_model.point_step[-1].weight, std=0.5)  # points move, robot state corrected
     save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
     export_run(run, run / "onnx")
     return load_runtime(str(run), device="cpu", threads=1), OnnxRuntime(run / "onnx", threads=1)
