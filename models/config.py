@@ -12,6 +12,8 @@ from hvp.config import Config, require
 MODEL_KINDS = ("rssm", "pixel")
 FOREGROUND_REFERENCES = ("window", "batch")  # what the reconstruction's background is the median of
 LATENT_KINDS = ("gaussian", "categorical")  # the stochastic latent's distribution (PlaNet / DreamerV2)
+CONV_LAYERS = 4  # stride-2 convs: a 64x64 image becomes a 4x4 feature map (networks.py)
+KEYPOINT_LAYERS = 2  # by default the encoder finds its keypoints on the map after this many convs (16x16 for 64x64)
 
 
 def _check_image(config: Config, image_size: tuple[int, int]) -> None:
@@ -46,6 +48,9 @@ class RSSMConfig(Config):
     # > 0: the encoder appends this many spatial-softmax image points to its embedding, and the decoder draws as
     # many points, read linearly from the latent, as Gaussian bumps (networks.py): small objects by coordinates
     keypoints: int = 0
+    # the stride-2 convs before the map the keypoints are found on: 2 gives 16x16 cells of 4 px for 64x64 images, 1
+    # gives 32x32 cells of 2 px, finer for a point that must read an object to a tenth of a pixel
+    keypoint_layers: int = KEYPOINT_LAYERS
     # latent overshooting (PlaNet): also roll the prior mean open-loop, as the planner does, up to this many steps
     # from every filtered state and pull it toward the later posteriors; 0 trains one step ahead only
     overshooting: int = 0
@@ -94,6 +99,8 @@ class RSSMConfig(Config):
         require(self.foreground_reference in FOREGROUND_REFERENCES, "RSSMConfig.foreground_reference must be one of "
                 "{} (got {!r})", FOREGROUND_REFERENCES, self.foreground_reference)
         require(self.keypoints >= 0, "RSSMConfig.keypoints must be >= 0 (got {})", self.keypoints)
+        require(1 <= self.keypoint_layers < CONV_LAYERS, "RSSMConfig.keypoint_layers must be in 1..{} (got {})",
+                CONV_LAYERS - 1, self.keypoint_layers)
         require(self.overshooting >= 0, "RSSMConfig.overshooting must be >= 0 (got {})", self.overshooting)
         require(self.proprio_weight >= 0 and self.proprio_dim >= 0,
                 "RSSMConfig.proprio_weight and proprio_dim must be >= 0 (got {}, {})", self.proprio_weight,

@@ -6,10 +6,8 @@ import math
 import torch
 from torch import nn
 
-from hvp.models.config import FOREGROUND_REFERENCES
+from hvp.models.config import CONV_LAYERS, FOREGROUND_REFERENCES, KEYPOINT_LAYERS
 
-CONV_LAYERS = 4  # stride-2 convs: a 64x64 image becomes a 4x4 feature map
-KEYPOINT_LAYERS = 2  # the encoder finds its keypoints on the map after this many convs (16x16 for 64x64 images)
 # width of a drawn keypoint in [-1, 1] image units (about 1.3 cells of the 32x32 map it joins): narrow enough to
 # place a 4-pixel pusher, wide enough that a point a few cells off still feels the loss's gradient
 KEYPOINT_SIGMA = 1 / 12
@@ -96,9 +94,10 @@ class SpatialSoftmax(nn.Module):
 
 class ConvEncoder(nn.Module):
     """images float32 [B, 3, h, w] -> embeddings float32 [B, E], E = 8 * depth * h/16 * w/16 (+ 2 * keypoints: the
-    spatial-softmax points of the map after KEYPOINT_LAYERS convs, appended)."""
+    spatial-softmax points of the map after `keypoint_layers` convs, appended)."""
 
-    def __init__(self, image_size: tuple[int, int], depth: int, keypoints: int = 0) -> None:
+    def __init__(self, image_size: tuple[int, int], depth: int, keypoints: int = 0,
+                 keypoint_layers: int = KEYPOINT_LAYERS) -> None:
         super().__init__()
         layers, channels = [], 3
         for layer in range(CONV_LAYERS):
@@ -107,19 +106,20 @@ class ConvEncoder(nn.Module):
         self.net = nn.Sequential(*layers, nn.Flatten())
         scale = 2 ** CONV_LAYERS
         self.output_dim = channels * (image_size[0] // scale) * (image_size[1] // scale) + 2 * keypoints
-        map_size = (image_size[0] // 2 ** KEYPOINT_LAYERS, image_size[1] // 2 ** KEYPOINT_LAYERS)
-        self.keypoints = SpatialSoftmax(depth * 2 ** (KEYPOINT_LAYERS - 1), keypoints, map_size) if keypoints else None
+        self.keypoint_layers = keypoint_layers
+        map_size = (image_size[0] // 2 ** keypoint_layers, image_size[1] // 2 ** keypoint_layers)
+        self.keypoints = SpatialSoftmax(depth * 2 ** (keypoint_layers - 1), keypoints, map_size) if keypoints else None
         self.to(memory_format=CONV_LAYOUT)
 
     def point_map(self, images: torch.Tensor) -> torch.Tensor:
         """images float32 [B, 3, h, w] -> the conv map the keypoints are found on, [B, C, h', w']."""
-        return self.net[:2 * KEYPOINT_LAYERS](images.contiguous(memory_format=CONV_LAYOUT))  # a conv and an ELU each
+        return self.net[:2 * self.keypoint_layers](images.contiguous(memory_format=CONV_LAYOUT))  # a conv, an ELU each
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.keypoints is None:
             return self.net(images.contiguous(memory_format=CONV_LAYOUT))
         features = self.point_map(images)
-        return torch.cat([self.net[2 * KEYPOINT_LAYERS:](features), self.keypoints(features)], -1)
+        return torch.cat([self.net[2 * self.keypoint_layers:](features), self.keypoints(features)], -1)
 
 
 class ConvDecoder(nn.Module):

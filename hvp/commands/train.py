@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keypoints", type=int,
                         help="rssm: image points the encoder finds (spatial softmax) and the decoder draws from the "
                              "latent, for small objects (default 0: none)")
+    parser.add_argument("--keypoint-layers", type=int,
+                        help="rssm, with --keypoints: stride-2 convs before the map the points are found on (default "
+                             "2: 16x16 for 64x64 images; 1: 32x32, finer)")
     parser.add_argument("--latent", choices=("gaussian", "categorical"),
                         help="rssm: the stochastic latent, Gaussian (PlaNet; the default) or one-hot categorical "
                              "groups (DreamerV2)")
@@ -92,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
                                                        ("learned_background", args.learned_background),
                                                        ("reference_blend", args.reference_blend),
                                                        ("keypoints", args.keypoints),
+                                                       ("keypoint_layers", args.keypoint_layers),
                                                        ("latent", args.latent), ("stoch_dim", args.stoch_dim),
                                                        ("classes", args.classes),
                                                        ("free_nats", args.free_nats),

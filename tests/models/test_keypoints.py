@@ -60,19 +60,33 @@ def test_the_rssm_feeds_the_points_to_its_posterior_and_trains_both_heads(maze_d
     assert model.decoder.keypoint_head.weight.grad.abs().sum() > 0
 
 
-def test_a_negative_keypoint_count_is_refused_by_name():
-    with pytest.raises(ValueError, match="keypoints"):
-        RSSMConfig.preset("debug", keypoints=-1)
+@pytest.mark.parametrize("overrides, named", [(dict(keypoints=-1), "keypoints must be >= 0"),
+                                              (dict(keypoints=2, keypoint_layers=0), "keypoint_layers must be in"),
+                                              (dict(keypoints=2, keypoint_layers=4), "keypoint_layers must be in")])
+def test_bad_keypoint_configs_are_refused_by_name(overrides, named):
+    with pytest.raises(ValueError, match=named):
+        RSSMConfig.preset("debug", **overrides)
 
 
-def test_hvp_train_keypoints_round_trips_through_its_checkpoint(maze_file, maze_dataset, tmp_path):
+def test_one_layer_finds_the_points_on_a_map_twice_as_fine(maze_dataset):
+    images = torch.from_numpy(maze_dataset.episodes[0]["image"][:4]).movedim(-1, 1).float() / 255 - 0.5
+    coarse, fine = (checkpoint.build_model("rssm", RSSMConfig.preset("debug", keypoints=3, keypoint_layers=layers))
+                    for layers in (2, 1))
+    assert coarse.encoder.point_map(images).shape[-2:] == (16, 16)
+    assert fine.encoder.point_map(images).shape[-2:] == (32, 32) and fine.encoder.keypoints.grid.shape == (1024, 2)
+    assert fine.encoder(images).shape == coarse.encoder(images).shape  # the rest of the model is unchanged
+
+
+@pytest.mark.parametrize("layers", [None, 1])
+def test_hvp_train_keypoints_round_trips_through_its_checkpoint(maze_file, maze_dataset, tmp_path, layers):
     from hvp.cli import main
 
     out = tmp_path / "cli"
+    finer = ["--keypoint-layers", str(layers)] if layers else []
     assert main(["train", "--data", maze_file, "--out", str(out), "--preset", "debug", "--steps", "2",
-                 "--keypoints", "2", "--threads", "1", "--no-progress"]) == 0
+                 "--keypoints", "2", *finer, "--threads", "1", "--no-progress"]) == 0
     _, model, config = checkpoint.load_model(out)
-    assert config["model"]["keypoints"] == 2
+    assert config["model"]["keypoints"] == 2 and config["model"]["keypoint_layers"] == (layers or 2)
     runtime = load_runtime(out)
     images = maze_dataset.episodes[0]["image"][:3]
     latents = runtime.encode(images)
