@@ -140,9 +140,10 @@ class RSSM(nn.Module):
             moves = self.point_step(torch.cat([points, robot, action], -1))
             parts.append(points + moves[:, :points.shape[-1]])
         if self.config.proprio_dim:
-            correction = (moves[:, points.shape[-1]:] if self.config.contact_from_points else  # z held fixed here:
-                          # the ties must not pull the encoder's points onto the robot
-                          self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1)))
+            if self.config.contact_from_points:
+                correction = moves[:, points.shape[-1]:]
+            else:  # z held fixed here: the ties must not pull the encoder's points onto the robot
+                correction = self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1))
             parts.append(self.robot_step(torch.cat([robot, action], -1)) + torch.tanh(correction))
         return torch.cat(parts, -1)
 
