@@ -7,7 +7,7 @@ import torch
 
 from hvp.models import checkpoint, rssm
 from hvp.models.config import RSSMConfig
-from hvp.models.networks import ConvDecoder, SpatialSoftmax, to_uint8_images
+from hvp.models.networks import ConvDecoder, SpatialSoftmax, to_float_images, to_uint8_images
 from hvp.models.rssm import KEYPOINT_TIE_WEIGHT
 from hvp.models.runtime import load_runtime
 from open_loop_check import direct_open_loop
@@ -69,7 +69,7 @@ def test_bad_keypoint_configs_are_refused_by_name(overrides, named):
 
 
 def test_one_layer_finds_the_points_on_a_map_twice_as_fine(maze_dataset):
-    images = torch.from_numpy(maze_dataset.episodes[0]["image"][:4]).movedim(-1, 1).float() / 255 - 0.5
+    images = to_float_images(torch.from_numpy(maze_dataset.episodes[0]["image"][:4]))
     coarse, fine = (checkpoint.build_model("rssm", RSSMConfig.preset("debug", keypoints=3, keypoint_layers=layers))
                     for layers in (2, 1))
     assert coarse.encoder.point_map(images).shape[-2:] == (16, 16)
