@@ -76,7 +76,7 @@ def keypoint_reader(run: str) -> Callable[[np.ndarray], np.ndarray]:
 
     @torch.no_grad()
     def read(images: np.ndarray) -> np.ndarray:
-        return encoder.keypoints(encoder.point_map(to_float_images(torch.from_numpy(images)))).numpy() * POINT_PX
+        return encoder.points(to_float_images(torch.from_numpy(images))).numpy() * POINT_PX
 
     return read
 

@@ -184,7 +184,7 @@ def point_precision(runtime, frames: np.ndarray) -> list[dict]:
 
     encoder = runtime.model.encoder
     with torch.no_grad():
-        weights = encoder.keypoints.weights(encoder.point_map(to_float_images(torch.from_numpy(frames)))).numpy()
+        weights = encoder.point_weights(to_float_images(torch.from_numpy(frames))).numpy()
     points = weights @ encoder.keypoints.grid.numpy()  # [N, K, 2] in [-1, 1]
     objects = dict(zip(("pusher", "block"), (mask_centroids(mask) for mask in colour_masks(frames))))
     precision = []

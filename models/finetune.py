@@ -34,7 +34,7 @@ from hvp.config import Config, require
 from hvp.data import TrajectoryDataset
 from hvp.models import checkpoint
 from hvp.models.config import FOREGROUND_REFERENCES, TrainConfig
-from hvp.models.fit import _windows_to_torch
+from hvp.models.fit import _windows_to_torch, background_frames
 from hvp.models.rssm import STATE_STEP_MODULES
 from hvp.models.runtime import default_threads, resolve_device
 from hvp.models.state_supervision import StateSupervised
@@ -202,6 +202,9 @@ def finetune(run_dir: str | os.PathLike, real: TrajectoryDataset, out_dir: str |
         trainee = state_supervised(model, run_dir, config, {"data": real, "sim-data": sim}, device)
         inputs = ("image", "action", "true_state")
     train_set, held = real.split(config.held_out, config.seed)
+    if getattr(getattr(model, "encoder", None), "foreground_threshold", None) is not None:
+        # the points' empty scene is a buffer, not learned: the robot's own, not the sim's the model was trained on
+        model.encoder.set_point_background(background_frames(train_set, config.seed, config.seq_len, device))
     rng = np.random.default_rng(config.seed)
     held_windows = _windows_to_torch(held.sample_windows(np.random.default_rng(config.seed + 1),
                                                          config.held_out_windows, config.seq_len), device, inputs)

@@ -77,11 +77,10 @@ def robot_step_from(dataset: TrajectoryDataset, model: nn.Module) -> tuple[torch
     return torch.from_numpy(weight), torch.from_numpy(bias)
 
 
-def background_frames(dataset: TrajectoryDataset, config: TrainConfig, device: torch.device) -> torch.Tensor:
+def background_frames(dataset: TrajectoryDataset, seed: int, seq_len: int, device: torch.device) -> torch.Tensor:
     """BACKGROUND_WINDOWS windows' frames float32 [N, 3, h, w], from their own generator (same on every rank), so
     the training windows stay those of a run without a learned background."""
-    windows = dataset.sample_windows(np.random.default_rng([config.seed, BACKGROUND_WINDOWS]), BACKGROUND_WINDOWS,
-                                     config.seq_len)
+    windows = dataset.sample_windows(np.random.default_rng([seed, BACKGROUND_WINDOWS]), BACKGROUND_WINDOWS, seq_len)
     return to_float_images(torch.from_numpy(windows["image"]).to(device)).flatten(0, 1)
 
 
@@ -121,8 +120,12 @@ def fit(dataset: TrajectoryDataset, out_dir: str | os.PathLike, *, kind: str = "
             raise checkpoint.CheckpointError(f"out: {out_dir} holds a {saved_kind!r} model; cannot resume it as {kind!r}")
     else:
         model = checkpoint.build_model(kind, model_config).to(device)
-        if getattr(model_config, "learned_background", False):
-            model.decoder.set_background(background_frames(dataset, train_config, device))
+        if getattr(model_config, "learned_background", False) or getattr(model_config, "points_on_foreground", False):
+            empty_scene_frames = background_frames(dataset, train_config.seed, train_config.seq_len, device)
+            if model_config.learned_background:
+                model.decoder.set_background(empty_scene_frames)
+            if model_config.points_on_foreground:
+                model.encoder.set_point_background(empty_scene_frames)
         if getattr(model_config, "proprio_dim", 0):
             model.set_proprio_scale(torch.from_numpy(np.concatenate([e["state"] for e in dataset.episodes])).float())
         if getattr(model_config, "robot_step_fit", False):

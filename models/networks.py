@@ -15,6 +15,9 @@ KEYPOINT_SIGMA = 1 / 12
 # scores are nearly equal, so at 1 every point sits at the centre and nothing teaches it to find an object (trained,
 # the points' std stayed 0.005); at 100 an untrained encoder's points already follow the objects (std 0.18)
 KEYPOINT_SHARPNESS = 100.0
+# what a cell off the foreground takes from a point's score (after the sharpness): far below any score the 1x1 conv
+# gives, and the same for every cell when none is foreground, so the softmax is then the plain one
+OFF_FOREGROUND = 1e4
 # the convs run on images and maps in channels-last layout, weights included: on a 2-core CPU (oneDNN) an update of
 # the push recipe takes 383 ms against 430 ms in torch's default layout (bench/training_speed.py)
 CONV_LAYOUT = torch.channels_last
@@ -84,20 +87,36 @@ class SpatialSoftmax(nn.Module):
         self.log_sharpness = nn.Parameter(torch.tensor(math.log(KEYPOINT_SHARPNESS)))
         self.register_buffer("grid", pixel_grid(*size), persistent=False)
 
-    def weights(self, features: torch.Tensor) -> torch.Tensor:
-        """features float32 [B, C, h, w] -> each point's weights over the cells, float32 [B, K, h * w]."""
-        return torch.softmax(self.score(features).flatten(2) * self.log_sharpness.exp(), -1)
+    def weights(self, features: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+        """features float32 [B, C, h, w] -> each point's weights over the cells, float32 [B, K, h * w]; with `cells`
+        float32 [B, 1, h, w] of 0 and 1, only the cells at 1 (when there are any) weigh."""
+        scores = self.score(features).flatten(2) * self.log_sharpness.exp()
+        if cells is not None:
+            scores = scores + (cells.flatten(2) - 1.0) * OFF_FOREGROUND
+        return torch.softmax(scores, -1)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return (self.weights(features) @ self.grid).flatten(1)
+    def forward(self, features: torch.Tensor, cells: torch.Tensor | None = None) -> torch.Tensor:
+        return (self.weights(features, cells) @ self.grid).flatten(1)
+
+
+def scene_median(frames: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """frames float32 [N, *shape] from many episodes -> their per-pixel median [*shape]: the empty scene."""
+    if tuple(frames.shape[1:]) != tuple(shape):
+        raise ValueError(f"frames: expected [N, {', '.join(map(str, shape))}], got {list(frames.shape)}")
+    return frames.median(dim=0).values
 
 
 class ConvEncoder(nn.Module):
     """images float32 [B, 3, h, w] -> embeddings float32 [B, E], E = 8 * depth * h/16 * w/16 (+ 2 * keypoints: the
-    spatial-softmax points of the map after `keypoint_layers` convs, appended)."""
+    spatial-softmax points of the map after `keypoint_layers` convs, appended).
+
+    With `foreground_threshold`, the points are found only among the map's cells where the image differs from the
+    empty scene (a buffer, set by set_point_background) by more than it: no point can settle on the static arena,
+    so which objects the points follow is no longer left to the seed (docs/world_model.md, "Points on the
+    foreground")."""
 
     def __init__(self, image_size: tuple[int, int], depth: int, keypoints: int = 0,
-                 keypoint_layers: int = KEYPOINT_LAYERS) -> None:
+                 keypoint_layers: int = KEYPOINT_LAYERS, foreground_threshold: float | None = None) -> None:
         super().__init__()
         layers, channels = [], 3
         for layer in range(CONV_LAYERS):
@@ -109,17 +128,44 @@ class ConvEncoder(nn.Module):
         self.keypoint_layers = keypoint_layers
         map_size = (image_size[0] // 2 ** keypoint_layers, image_size[1] // 2 ** keypoint_layers)
         self.keypoints = SpatialSoftmax(depth * 2 ** (keypoint_layers - 1), keypoints, map_size) if keypoints else None
+        self.foreground_threshold = foreground_threshold if keypoints else None
+        if self.foreground_threshold is not None:
+            self.register_buffer("point_background", torch.zeros(3, *image_size))
         self.to(memory_format=CONV_LAYOUT)
 
     def point_map(self, images: torch.Tensor) -> torch.Tensor:
         """images float32 [B, 3, h, w] -> the conv map the keypoints are found on, [B, C, h', w']."""
         return self.net[:2 * self.keypoint_layers](images.contiguous(memory_format=CONV_LAYOUT))  # a conv, an ELU each
 
+    def foreground_cells(self, images: torch.Tensor) -> torch.Tensor | None:
+        """images float32 [B, 3, h, w] -> float32 [B, 1, h', w']: 1 where a cell of the point map holds a pixel
+        that differs from the empty scene, else 0; None without a foreground threshold."""
+        if self.foreground_threshold is None:
+            return None
+        moving = ((images - self.point_background).abs().sum(1, keepdim=True) > self.foreground_threshold).float()
+        return nn.functional.max_pool2d(moving, 2 ** self.keypoint_layers)
+
+    def point_weights(self, images: torch.Tensor) -> torch.Tensor:
+        """images float32 [B, 3, h, w] -> each keypoint's weights over the map's cells, float32 [B, K, h' * w']."""
+        return self.keypoints.weights(self.point_map(images), self.foreground_cells(images))
+
+    def points(self, images: torch.Tensor, features: torch.Tensor | None = None) -> torch.Tensor:
+        """images float32 [B, 3, h, w] (and their point map, when already computed) -> the keypoints [B, 2K]."""
+        features = self.point_map(images) if features is None else features
+        return self.keypoints(features, self.foreground_cells(images))
+
+    @torch.no_grad()
+    def set_point_background(self, frames: torch.Tensor) -> None:
+        """frames float32 [N, 3, h, w] from many episodes -> the empty scene the foreground is found against."""
+        if self.foreground_threshold is None:
+            raise ValueError("set_point_background: this encoder finds its points without a foreground")
+        self.point_background.copy_(scene_median(frames, self.point_background.shape))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.keypoints is None:
             return self.net(images.contiguous(memory_format=CONV_LAYOUT))
         features = self.point_map(images)
-        return torch.cat([self.net[2 * self.keypoint_layers:](features), self.keypoints(features)], -1)
+        return torch.cat([self.net[2 * self.keypoint_layers:](features), self.points(images, features)], -1)
 
 
 class ConvDecoder(nn.Module):
@@ -201,10 +247,7 @@ class ConvDecoder(nn.Module):
         median (the empty scene)."""
         if self.background is None:
             raise ValueError("set_background: this decoder was built without a learned background")
-        if tuple(frames.shape[1:]) != tuple(self.background.shape):
-            raise ValueError(f"frames: expected [N, {', '.join(map(str, self.background.shape))}], got "
-                             f"{list(frames.shape)}")
-        self.background.copy_(frames.median(dim=0).values)
+        self.background.copy_(scene_median(frames, self.background.shape))
 
 
 class ReferenceBlend(nn.Module):

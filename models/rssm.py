@@ -84,7 +84,8 @@ class RSSM(nn.Module):
     def __init__(self, config: RSSMConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = ConvEncoder(config.image_size, config.conv_depth, config.keypoints, config.keypoint_layers)
+        self.encoder = ConvEncoder(config.image_size, config.conv_depth, config.keypoints, config.keypoint_layers,
+                                   config.foreground_threshold if config.points_on_foreground else None)
         robot = config.proprio_dim  # h's last dims: the robot's state, stepped linearly
         points = 2 * config.keypoints if config.point_dynamics else 0  # the dims before them: the encoder's points
         self.hidden_size = config.deter_dim - robot - points  # the GRU's

@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keypoint-layers", type=int,
                         help="rssm, with --keypoints: stride-2 convs before the map the points are found on (default "
                              "2: 16x16 for 64x64 images; 1: 32x32, finer)")
+    parser.add_argument("--points-on-foreground", action=argparse.BooleanOptionalAction,
+                        help="rssm, with --keypoints: find the points only where the image differs from the empty "
+                             "scene (the training frames' median), so none settles on the static arena")
     parser.add_argument("--latent", choices=("gaussian", "categorical"),
                         help="rssm: the stochastic latent, Gaussian (PlaNet; the default) or one-hot categorical "
                              "groups (DreamerV2)")
@@ -96,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                                                        ("reference_blend", args.reference_blend),
                                                        ("keypoints", args.keypoints),
                                                        ("keypoint_layers", args.keypoint_layers),
+                                                       ("points_on_foreground", args.points_on_foreground),
                                                        ("latent", args.latent), ("stoch_dim", args.stoch_dim),
                                                        ("classes", args.classes),
                                                        ("free_nats", args.free_nats),

@@ -105,3 +105,20 @@ def test_a_model_with_a_robot_state_fine_tunes_on_the_recorded_state_and_freezes
                                  shifted_dataset.env_args)
     with pytest.raises(ValueError, match="robot state has 4 dims, the data's state 2"):
         finetune(tmp_path / "robot", narrower, tmp_path / "ft3", config, threads=1)
+
+
+def test_points_found_on_the_foreground_take_the_robots_empty_scene(maze_dataset, shifted_dataset, tmp_path):
+    import torch
+
+    from hvp.models.fit import background_frames, fit
+
+    fit(maze_dataset, tmp_path / "points", preset="debug", train_overrides={"steps": 2},
+        model_overrides={"keypoints": 2, "points_on_foreground": True}, threads=1, progress=False)
+    config = FinetuneConfig.preset("debug", steps=2)
+    finetune(tmp_path / "points", shifted_dataset, tmp_path / "ft", config, threads=1)
+    train_set, _ = shifted_dataset.split(config.held_out, config.seed)
+    robot_scene = background_frames(train_set, config.seed, config.seq_len, torch.device("cpu")).median(dim=0).values
+    sim_scene = load_model(tmp_path / "points")[1].encoder.point_background
+    tuned_scene = load_model(tmp_path / "ft")[1].encoder.point_background
+    torch.testing.assert_close(tuned_scene, robot_scene)
+    assert (tuned_scene - sim_scene).abs().max() > 0.1  # the strong shift recolours the scene

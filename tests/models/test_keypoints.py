@@ -7,7 +7,8 @@ import torch
 
 from hvp.models import checkpoint, rssm
 from hvp.models.config import RSSMConfig
-from hvp.models.networks import ConvDecoder, SpatialSoftmax, to_float_images, to_uint8_images
+from hvp.models.fit import background_frames
+from hvp.models.networks import ConvDecoder, ConvEncoder, SpatialSoftmax, to_float_images, to_uint8_images
 from hvp.models.rssm import KEYPOINT_TIE_WEIGHT
 from hvp.models.runtime import load_runtime
 from open_loop_check import direct_open_loop
@@ -17,15 +18,63 @@ def cell_centre(index: int, cells: int) -> float:
     return (index + 0.5) / cells * 2 - 1
 
 
-def test_the_spatial_softmax_finds_the_cell_that_scores_highest():
+def scoring_its_feature() -> SpatialSoftmax:
+    """One point over a 16x16 map of one channel, each cell's score its feature."""
     points = SpatialSoftmax(channels=1, keypoints=1, size=(16, 16))
     with torch.no_grad():
         points.score.weight.fill_(1.0)
         points.score.bias.zero_()
+    return points
+
+
+def test_the_spatial_softmax_finds_the_cell_that_scores_highest():
+    points = scoring_its_feature()
     features = torch.zeros(2, 1, 16, 16)
     features[0, 0, 3, 10] = features[1, 0, 12, 1] = 60.0  # (row, column)
     expected = torch.tensor([[cell_centre(10, 16), cell_centre(3, 16)], [cell_centre(1, 16), cell_centre(12, 16)]])
     torch.testing.assert_close(points(features), expected)
+
+
+def test_cells_off_the_foreground_are_passed_over_unless_none_is_on_it():
+    points = scoring_its_feature()
+    features = torch.zeros(2, 1, 16, 16)
+    features[:, 0, 3, 10] = 60.0  # the best score, off the foreground
+    features[:, 0, 12, 1] = 30.0
+    cells = torch.zeros(2, 1, 16, 16)
+    cells[0, 0, 12, 1] = 1.0  # image 0: one foreground cell; image 1: none
+    torch.testing.assert_close(points(features, cells), torch.tensor([[cell_centre(1, 16), cell_centre(12, 16)],
+                                                                      [cell_centre(10, 16), cell_centre(3, 16)]]))
+    torch.testing.assert_close(points(features, cells)[1], points(features)[1])
+
+
+COLUMNS = range(4, 58, 6)  # of a 2-pixel dot, one per frame: each inside one cell of either map
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_an_encoder_on_the_foreground_puts_every_point_on_the_one_object_that_moved(layers):
+    """A 2-pixel dot on a fixed scene: whatever the random scores prefer, each point lands in the dot's cell."""
+    torch.manual_seed(0)
+    encoder = ConvEncoder((64, 64), depth=4, keypoints=5, keypoint_layers=layers, foreground_threshold=0.15)
+    scene = torch.rand(3, 64, 64) - 0.5
+    frames = scene.repeat(9, 1, 1, 1)
+    for frame, column in zip(frames, COLUMNS):
+        frame[:, 20:22, column:column + 2] = -0.5 * scene[:, 20:22, column:column + 2].sign()  # far from it
+    encoder.set_point_background(frames)  # the dot is somewhere else in each frame: the median is the scene
+    torch.testing.assert_close(encoder.point_background, scene)
+    cells = 64 // 2 ** layers
+    found = encoder.points(frames).unflatten(-1, (-1, 2))
+    expected = torch.tensor([[cell_centre(column // 2 ** layers, cells), cell_centre(20 // 2 ** layers, cells)]
+                             for column in COLUMNS])
+    torch.testing.assert_close(found, expected[:, None].expand_as(found))
+    weights = encoder.point_weights(frames)
+    assert weights.shape == (9, 5, cells * cells) and torch.allclose(weights.sum(-1), torch.ones(9, 5))
+    plain = ConvEncoder((64, 64), depth=4, keypoints=5, keypoint_layers=layers)
+    plain.load_state_dict({k: v for k, v in encoder.state_dict().items() if k != "point_background"})
+    assert not torch.allclose(plain.points(frames), encoder.points(frames))  # the random scores alone miss the dot
+    with pytest.raises(ValueError, match=r"frames: expected \[N, 3, 64, 64\]"):
+        encoder.set_point_background(frames[:, :, :32])
+    with pytest.raises(ValueError, match="without a foreground"):
+        plain.set_point_background(frames)
 
 
 @pytest.mark.parametrize("point", [(-0.6, 0.3), (0.5, -0.75)])
@@ -62,7 +111,9 @@ def test_the_rssm_feeds_the_points_to_its_posterior_and_trains_both_heads(maze_d
 
 @pytest.mark.parametrize("overrides, named", [(dict(keypoints=-1), "keypoints must be >= 0"),
                                               (dict(keypoints=2, keypoint_layers=0), "keypoint_layers must be in"),
-                                              (dict(keypoints=2, keypoint_layers=4), "keypoint_layers must be in")])
+                                              (dict(keypoints=2, keypoint_layers=4), "keypoint_layers must be in"),
+                                              (dict(points_on_foreground=True),
+                                               "points_on_foreground needs keypoints")])
 def test_bad_keypoint_configs_are_refused_by_name(overrides, named):
     with pytest.raises(ValueError, match=named):
         RSSMConfig.preset("debug", **overrides)
@@ -77,16 +128,24 @@ def test_one_layer_finds_the_points_on_a_map_twice_as_fine(maze_dataset):
     assert fine.encoder(images).shape == coarse.encoder(images).shape  # the rest of the model is unchanged
 
 
-@pytest.mark.parametrize("layers", [None, 1])
-def test_hvp_train_keypoints_round_trips_through_its_checkpoint(maze_file, maze_dataset, tmp_path, layers):
+@pytest.mark.parametrize("layers, on_foreground", [(None, False), (1, False), (1, True)])
+def test_hvp_train_keypoints_round_trips_through_its_checkpoint(maze_file, maze_dataset, tmp_path, layers,
+                                                                on_foreground):
     from hvp.cli import main
+    from hvp.models.config import TrainConfig
 
     out = tmp_path / "cli"
     finer = ["--keypoint-layers", str(layers)] if layers else []
     assert main(["train", "--data", maze_file, "--out", str(out), "--preset", "debug", "--steps", "2",
-                 "--keypoints", "2", *finer, "--threads", "1", "--no-progress"]) == 0
+                 "--keypoints", "2", *finer, *["--points-on-foreground"] * on_foreground, "--threads", "1",
+                 "--no-progress"]) == 0
     _, model, config = checkpoint.load_model(out)
     assert config["model"]["keypoints"] == 2 and config["model"]["keypoint_layers"] == (layers or 2)
+    assert config["model"]["points_on_foreground"] is on_foreground
+    if on_foreground:  # the empty scene is the training frames' median, saved with the weights
+        preset = TrainConfig.preset("debug")
+        frames = background_frames(maze_dataset, preset.seed, preset.seq_len, torch.device("cpu"))
+        torch.testing.assert_close(model.encoder.point_background, frames.median(dim=0).values)
     runtime = load_runtime(out)
     images = maze_dataset.episodes[0]["image"][:3]
     latents = runtime.encode(images)

@@ -176,7 +176,8 @@ def test_hvp_train_cli_writes_a_loadable_run(maze_file, tmp_path):
 def test_a_learned_background_starts_at_the_datas_median_and_trains(maze_dataset, tmp_path):
     model = fit(maze_dataset, tmp_path / "run", preset="debug", train_overrides={"steps": 2},
                 model_overrides={"learned_background": True}, threads=1, progress=False)
-    frames = background_frames(maze_dataset, TrainConfig.preset("debug"), torch.device("cpu"))
+    preset = TrainConfig.preset("debug")
+    frames = background_frames(maze_dataset, preset.seed, preset.seq_len, torch.device("cpu"))
     median = frames.median(dim=0).values
     assert median.std() > 0.1  # the arena, its walls and the outside: not a flat image
     moved = (model.decoder.background.detach() - median).abs()

@@ -21,6 +21,8 @@ from hvp.real.onnx_subgoals import OnnxSubgoalGenerator
 
 TOLERANCE = 1e-4
 BATCHES = (1, 5)
+# the scene categorical_runtimes' points find the foreground against
+EMPTY_SCENE = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -76,21 +78,25 @@ def runtimes(exported):
 @pytest.fixture(scope="module")
 def categorical_runtimes(tmp_path_factory):
     """(torch, onnx) runtimes of a random-weight debug RSSM with a categorical latent and point dynamics that also
-    correct its robot state (the pieces the first fixture's robot points exclude), exported alone."""
+    correct its robot state (the pieces the first fixture's robot points exclude), its points found on the
+    foreground of EMPTY_SCENE, exported alone."""
     import torch
 
     from hvp.models.checkpoint import save_model
     from hvp.models.config import RSSMConfig, TrainConfig
     from hvp.models.export import export_run
+    from hvp.models.networks import to_float_images
     from hvp.models.rssm import RSSM
     from hvp.models.runtime import load_runtime
 
     torch.manual_seed(0)
     run = tmp_path_factory.mktemp("runs") / "categorical"
     config = RSSMConfig.preset("debug", action_dim=2, latent="categorical", classes=4, stoch_dim=8, keypoints=2,
-                               point_dynamics=True, proprio_weight=1.0, proprio_dim=4, contact_from_points=True)
+                               point_dynamics=True, proprio_weight=1.0, proprio_dim=4, contact_from_points=True,
+                               points_on_foreground=True)
     world_model = RSSM(config)
     torch.nn.init.normal_(world_model.point_step[-1].weight, std=0.5)  # points move, robot state corrected
+    world_model.encoder.set_point_background(to_float_images(torch.from_numpy(EMPTY_SCENE))[None])
     save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
     export_run(run, run / "onnx")
     return load_runtime(str(run), device="cpu", threads=1), OnnxRuntime(run / "onnx", threads=1)
@@ -203,6 +209,24 @@ def test_encode_and_decode_match_torch(runtimes, batch):
     # uint8 outputs: a float difference of 1e-7 may round a pixel the other way, never more
     difference = np.abs(got.astype(int) - expected.astype(int))
     assert difference.max() <= 1 and (difference == 0).mean() > 0.99
+
+
+def test_points_found_on_the_foreground_match_torch(categorical_runtimes):
+    """Frames of the empty scene with one patch changed: the exported encoder finds its points among the same cells."""
+    import torch
+
+    from hvp.models.networks import to_float_images
+
+    torch_runtime, onnx_runtime = categorical_runtimes
+    rng = np.random.default_rng(12)
+    images = np.repeat(EMPTY_SCENE[None], 3, 0)
+    for image, (row, column) in zip(images, [(4, 8), (30, 40), (52, 2)]):
+        image[row:row + 6, column:column + 6] = rng.integers(0, 256, (6, 6, 3))
+    assert_close(torch_runtime.encode(images), onnx_runtime.encode(images))
+    encoder = torch_runtime.model.encoder
+    with torch.no_grad():
+        cells = encoder.foreground_cells(to_float_images(torch.from_numpy(images)))
+    assert 0 < float(cells.sum()) < 0.1 * cells.numel()  # the gate is neither all on nor all off
 
 
 @pytest.mark.parametrize("batch", BATCHES)
