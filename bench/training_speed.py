@@ -16,10 +16,10 @@ import copy
 
 from results_io import write_results
 from runtime import timings_ms
-from world_model import RSSM_SETTINGS
+from world_model import PUSH_IMAGE_SETTINGS
 
-# what the issue-3 bench adds to the cpu preset for each task (push: as make push-cpu trains it)
-RECIPES = {"push": RSSM_SETTINGS["push"], "maze": {}}
+# what the cpu preset trains with for each task (push: as make push-cpu trains it)
+RECIPES = {"push": PUSH_IMAGE_SETTINGS, "maze": {}}
 
 
 def update_function(model, layout, images, actions, states=None):
