@@ -81,6 +81,11 @@ class RSSMConfig(Config):
     # points' MLP, which sees where the objects are, instead of a linear map of the GRU's hidden state and z, which
     # drifted the pusher 0.058 m in free motion at h10 (bench/push_diagnostics.py)
     contact_from_points: bool = False
+    # with a robot state: only its ties train where its step and correction take it. The GRU, the points' MLP, prior,
+    # posterior and decoder read it without passing gradient back, so the image losses cannot bend the robot's
+    # dynamics to their ends (push: the state's pusher drifted 0.06 m in free motion at h10, where its linear step
+    # alone is exact; bench/push_diagnostics.py)
+    robot_tie_only: bool = False
 
     @property
     def latent_dim(self) -> int:
@@ -132,6 +137,9 @@ class RSSMConfig(Config):
                 "RSSMConfig.contact_from_points needs point dynamics (the MLP it comes from) and a robot state "
                 "(proprio_weight > 0, what it corrects) (got point_dynamics {}, proprio_weight {})",
                 self.point_dynamics, self.proprio_weight)
+        require(not self.robot_tie_only or self.proprio_weight,
+                "RSSMConfig.robot_tie_only needs a robot state (proprio_weight > 0) whose ties train it (got "
+                "proprio_weight {})", self.proprio_weight)
         require(self.proprio_dim + 2 * self.keypoints * self.point_dynamics < self.deter_dim,
                 "RSSMConfig.deter_dim must exceed the dims h holds apart from its GRU: the robot state's {} and "
                 "the points' {} (got {})", self.proprio_dim, 2 * self.keypoints * self.point_dynamics,

@@ -135,10 +135,11 @@ class RSSM(nn.Module):
             return self.cell(self.input_layer(torch.cat([stoch, action], -1)), deter)
         hidden, points, robot = deter.split([self.hidden_size, deter.shape[-1] - self.hidden_size -
                                              self.config.proprio_dim, self.config.proprio_dim], -1)
-        hidden = self.cell(self.input_layer(torch.cat([stoch, action, robot, points], -1)), hidden)
+        read = robot.detach() if self.config.robot_tie_only else robot  # what the GRU and the points' MLP see
+        hidden = self.cell(self.input_layer(torch.cat([stoch, action, read, points], -1)), hidden)
         parts = [hidden]
         if self.point_dims:
-            moves = self.point_step(torch.cat([points, robot, action], -1))
+            moves = self.point_step(torch.cat([points, read, action], -1))
             parts.append(points + moves[:, :points.shape[-1]])
         if self.config.proprio_dim:
             if self.config.contact_from_points:
@@ -154,13 +155,21 @@ class RSSM(nn.Module):
         start, stop = self.point_dims
         return torch.cat([deter[:, :start], embed[:, -(stop - start):], deter[:, stop:]], -1)
 
+    def read_robot(self, latents: torch.Tensor) -> torch.Tensor:
+        """h or planning latents [..., deter (+ stoch)] as the networks that read them see them: with robot_tie_only
+        the robot state's dims pass no gradient back, so only its ties train its dynamics."""
+        if not self.config.robot_tie_only:
+            return latents
+        start, stop = self.config.deter_dim - self.config.proprio_dim, self.config.deter_dim
+        return torch.cat([latents[..., :start], latents[..., start:stop].detach(), latents[..., stop:]], -1)
+
     def prior(self, deter: torch.Tensor) -> torch.Tensor:
         """h [B, deter] -> parameters [B, P] of z's distribution before seeing the frame."""
-        return self.prior_net(deter)
+        return self.prior_net(self.read_robot(deter))
 
     def posterior(self, deter: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
         """h [B, deter], image embedding [B, E] -> parameters [B, P] of z's distribution after seeing the frame."""
-        return self.posterior_net(torch.cat([deter, embed], -1))
+        return self.posterior_net(torch.cat([self.read_robot(deter), embed], -1))
 
     # -- z's distribution, from the parameters [..., P] that prior and posterior give -------------------
     def _gaussian(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +221,7 @@ class RSSM(nn.Module):
     def decode(self, latents: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
         """latents float32 [..., D] -> images float32 [..., 3, h, w] in about [-0.5, 0.5]. With `reference` float32
         [..., 3, h, w] (a model with reference_blend only), each image is drawn on its reference frame."""
-        flat = self.decoder(latents.reshape(-1, latents.shape[-1]))
+        flat = self.decoder(self.read_robot(latents).reshape(-1, latents.shape[-1]))
         if reference is not None:
             if self.blend is None:
                 raise ValueError("reference: this model was trained without reference_blend, so it draws from its "
@@ -329,7 +338,7 @@ class RSSM(nn.Module):
         in the frames they stand for, points [B, N, K, 2], summed over points, averaged over frames. The encoder's
         side is held fixed, so its points cannot collapse onto whatever the latent carries: the latent learns to
         carry the encoder's points, linearly."""
-        drawn = self.decoder.keypoints(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
+        drawn = self.decoder.keypoints(self.read_robot(latents).flatten(0, 1)).unflatten(0, latents.shape[:2])
         return point_distance(drawn, points)
 
     def robot_point_tie(self, proprio: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contact-from-points", action=argparse.BooleanOptionalAction,
                         help="rssm, with --point-dynamics and --proprio-weight: the robot state's contact correction "
                              "comes from the points' MLP, which sees where the objects are, not from the GRU")
+    parser.add_argument("--robot-tie-only", action=argparse.BooleanOptionalAction,
+                        help="rssm, with --proprio-weight: only the robot state's ties train its dynamics; the "
+                             "networks that read it pass no gradient back (docs/world_model.md)")
     parser.add_argument("--seed", type=int, help="seed of weights and window sampling (overrides the preset)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
@@ -109,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
                                                        ("observe_robot_state", args.observe_robot_state),
                                                        ("robot_step_fit", args.robot_step_fit),
                                                        ("point_dynamics", args.point_dynamics),
-                                                       ("contact_from_points", args.contact_from_points))
+                                                       ("contact_from_points", args.contact_from_points),
+                                                       ("robot_tie_only", args.robot_tie_only))
                        if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,
         model_overrides=model_overrides, resume=args.resume, device=args.device, threads=args.threads,

@@ -109,6 +109,30 @@ def test_the_ties_add_at_their_weight_and_the_open_loop_one_trains_only_the_dyna
         assert all(p.grad is None for p in part.parameters())
 
 
+@pytest.mark.parametrize("tie_only", [False, True])
+def test_with_robot_tie_only_no_image_loss_reaches_the_robot_dynamics(maze_dataset, tie_only):
+    """Without the option the reconstruction and the KL bend the robot state's correction too; with it only the ties
+    train it. It routes gradients only: the losses are the same numbers either way."""
+    model = proprio_model(maze_dataset)
+    torch.nn.init.normal_(model.robot_correction.weight, std=0.1)  # so that the rolled state depends on it
+    images, actions, states = window_tensors(maze_dataset, 0, 8)
+    losses = {}
+    for option in (not tie_only, tie_only):
+        model.config = model.config.replace(robot_tie_only=option)
+        torch.manual_seed(3)
+        window = model.filter_window(images, actions, states)
+        losses[option] = float(model.elbo(window)[0])
+    assert losses[True] == losses[False]
+    model.zero_grad()
+    reconstruction = ((model.decode(window.features) - window.frames) ** 2).sum()
+    (reconstruction + model.kl(window.post_params, window.prior_params).sum()).backward()
+    image_grad = model.robot_correction.weight.grad
+    assert (image_grad is not None and bool(image_grad.abs().sum() > 0)) != tie_only
+    model.zero_grad()
+    model.open_loop_terms(window, torch.ones(2, 8, 1, 64, 64))["open_loop_proprio_tie"].backward()
+    assert model.robot_correction.weight.grad.abs().sum() > 0  # the ties train it either way
+
+
 def test_a_model_with_the_tie_needs_the_states_and_the_config_names_what_is_wrong(maze_dataset):
     model = proprio_model(maze_dataset)
     images, actions, _ = window_tensors(maze_dataset, 0, 8)
@@ -122,6 +146,8 @@ def test_a_model_with_the_tie_needs_the_states_and_the_config_names_what_is_wron
         RSSMConfig.preset("debug", proprio_weight=1.0, proprio_dim=16)  # the debug h has 16 dims
     with pytest.raises(ValueError, match="proprio_weight"):
         checkpoint.build_model("rssm", RSSMConfig.preset("debug")).set_proprio_scale(torch.zeros(4, 4))
+    with pytest.raises(ValueError, match="robot_tie_only needs a robot state"):
+        RSSMConfig.preset("debug", robot_tie_only=True)
 
 
 def test_hvp_train_proprio_weight_lowers_the_tie_and_round_trips(maze_file, maze_dataset, tmp_path):
@@ -129,11 +155,12 @@ def test_hvp_train_proprio_weight_lowers_the_tie_and_round_trips(maze_file, maze
 
     out = tmp_path / "proprio"
     assert main(["train", "--data", maze_file, "--out", str(out), "--preset", "debug", "--steps", "100",
-                 "--lr", "5e-3", "--proprio-weight", "10", "--threads", "1", "--no-progress"]) == 0
+                 "--lr", "5e-3", "--proprio-weight", "10", "--robot-tie-only", "--threads", "1",
+                 "--no-progress"]) == 0
     ties = np.genfromtxt(out / "metrics.csv", delimiter=",", names=True)["open_loop_proprio_tie"]
     assert ties[-3:].mean() < 0.6 * ties[:3].mean()  # the rollout learns to carry the robot's state
     _, model, config = checkpoint.load_model(out)
-    assert config["model"]["proprio_weight"] == 10.0
+    assert config["model"]["proprio_weight"] == 10.0 and config["model"]["robot_tie_only"]
     assert config["model"]["proprio_dim"] == maze_dataset.episodes[0]["state"].shape[1]
     states = np.concatenate([e["state"] for e in maze_dataset.episodes])
     np.testing.assert_allclose(model.proprio_mean.numpy(), states.mean(0), rtol=1e-4, atol=1e-5)
