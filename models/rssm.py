@@ -8,7 +8,8 @@ straight-through gradients for the categorical). With RSSMConfig.proprio_weight,
 state, stepped linearly (so free motion is held exactly) plus a bounded correction, and tied in training to the
 robot's recorded proprioception; with RSSMConfig.observe_robot_state the filter also observes it. With
 RSSMConfig.point_dynamics, h also holds the encoder's keypoints (before the robot state): the filter sets them to the
-points the encoder finds in each frame, a small MLP steps them, and the decoder draws them.
+points the encoder finds in each frame, a small MLP steps them, and the decoder draws them; with
+RSSMConfig.points_follow_robot each point also moves by a gated, learned image of the robot state's free step.
 
 Every step function takes and returns its state explicitly, so the encoder, the posterior
 step, the prior rollout and the decoder can be exported as separate graphs.
@@ -77,7 +78,7 @@ class Filtered:
 # the transition's explicit state steps, those the model has (the robot state's, the points'): their gradient is
 # clipped apart from the image model's (under one shared clip half the push seeds stayed on the mean-image plateau);
 # fine-tuning freezes them with the dynamics
-STATE_STEP_MODULES = ("robot_step", "robot_correction", "point_step")
+STATE_STEP_MODULES = ("robot_step", "robot_correction", "point_step", "robot_follow")
 
 
 class RSSM(nn.Module):
@@ -97,12 +98,17 @@ class RSSM(nn.Module):
         self.input_layer = nn.Sequential(
             nn.Linear(config.stoch_dim + config.action_dim + robot + points, config.hidden_dim), nn.ELU())
         self.cell = GRUCell(config.hidden_dim, self.hidden_size)
-        if points:  # with contact_from_points it also gives the robot state's correction, after the points' moves
+        if points:  # after the points' moves: with points_follow_robot their gates, with contact_from_points the
+            # robot state's correction
+            follow_gates = config.keypoints * config.points_follow_robot
             self.point_step = layer_norm_mlp(points + robot + config.action_dim, POINT_STEP_HIDDEN, POINT_STEP_DEPTH,
-                                             points + robot * config.contact_from_points)
+                                             points + follow_gates + robot * config.contact_from_points)
             with torch.no_grad():  # the points start still (and the robot state uncorrected)
                 self.point_step[-1].weight.zero_()
                 self.point_step[-1].bias.zero_()
+        if config.points_follow_robot:  # the robot state's step, seen in the image [2] (zero: the points start still)
+            self.robot_follow = nn.Linear(robot, 2, bias=False)
+            nn.init.zeros_(self.robot_follow.weight)
         params = config.stoch_dim if config.latent == "categorical" else 2 * config.stoch_dim  # logits / mean, std
         self.prior_net = mlp(config.deter_dim, config.hidden_dim, params)
         self.posterior_net = mlp(config.deter_dim + self.encoder.output_dim, config.hidden_dim, params)
@@ -139,11 +145,17 @@ class RSSM(nn.Module):
         hidden = self.cell(self.input_layer(torch.cat([stoch, action, read, points], -1)), hidden)
         parts = [hidden]
         if self.point_dims:
-            moves = self.point_step(torch.cat([points, read, action], -1))
-            parts.append(points + moves[:, :points.shape[-1]])
+            outputs = self.point_step(torch.cat([points, read, action], -1))
+            size = points.shape[-1]
+            moves = outputs[:, :size]
+            if self.config.points_follow_robot:
+                gates = torch.sigmoid(outputs[:, size:size + size // 2])
+                seen = self.robot_follow(self.robot_step(torch.cat([read, action], -1)) - read)  # the free step
+                moves = moves + (gates[:, :, None] * seen[:, None, :]).flatten(1)
+            parts.append(points + moves)
         if self.config.proprio_dim:
             if self.config.contact_from_points:
-                correction = moves[:, points.shape[-1]:]
+                correction = outputs[:, outputs.shape[-1] - self.config.proprio_dim:]
             else:  # z held fixed here: the ties must not pull the encoder's points onto the robot
                 correction = self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1))
             parts.append(self.robot_step(torch.cat([robot, action], -1)) + torch.tanh(correction))

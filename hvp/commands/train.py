@@ -76,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--contact-from-points", action=argparse.BooleanOptionalAction,
                         help="rssm, with --point-dynamics and --proprio-weight: the robot state's contact correction "
                              "comes from the points' MLP, which sees where the objects are, not from the GRU")
+    parser.add_argument("--points-follow-robot", action=argparse.BooleanOptionalAction,
+                        help="rssm, with --point-dynamics and --proprio-weight: each point also moves by a learned, "
+                             "gated image of the robot state's free-motion step, so points on the robot follow it")
     parser.add_argument("--robot-tie-only", action=argparse.BooleanOptionalAction,
                         help="rssm, with --proprio-weight: only the robot state's ties train its dynamics; the "
                              "networks that read it pass no gradient back (docs/world_model.md)")
@@ -113,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
                                                        ("robot_step_fit", args.robot_step_fit),
                                                        ("point_dynamics", args.point_dynamics),
                                                        ("contact_from_points", args.contact_from_points),
+                                                       ("points_follow_robot", args.points_follow_robot),
                                                        ("robot_tie_only", args.robot_tie_only))
                        if value is not None}
     fit(dataset, args.out, kind=args.model, preset=args.preset, train_overrides=overrides,

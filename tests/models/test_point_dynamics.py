@@ -116,6 +116,45 @@ def test_with_contact_from_points_the_point_mlp_corrects_the_robot_state(maze_da
     assert not torch.allclose(corrected[:, robot], linear)
 
 
+def test_with_points_follow_robot_each_point_also_moves_by_its_gate_times_the_robot_states_free_step(maze_dataset):
+    model = point_model(proprio_weight=1.0, proprio_dim=4, points_follow_robot=True)
+    images, actions = windows(maze_dataset)
+    start, stop = model.point_dims
+    robot = slice(stop, model.config.deter_dim)
+    with torch.no_grad():
+        deter, stoch = model.initial(3)
+        deter, stoch = model.observe_step(deter, stoch, actions[:, 0], model.embed(to_float_images(images))[:, 0])
+        deter[:, robot] = torch.randn(3, 4)
+        torch.nn.init.normal_(model.robot_step.weight, std=0.5)  # the robot moves freely
+        still = model.transition(deter, stoch, actions[:, 1])[:, start:stop]
+        torch.testing.assert_close(still, deter[:, start:stop])  # the image of its step starts at zero
+        torch.nn.init.normal_(model.robot_follow.weight)
+        torch.nn.init.normal_(model.point_step[-1].weight[stop - start:], std=0.5)  # the gates' rows only
+        moved = model.transition(deter, stoch, actions[:, 1])[:, start:stop]
+        gates = torch.sigmoid(model.point_step(torch.cat([deter[:, start:stop], deter[:, robot], actions[:, 1]],
+                                                         -1))[:, stop - start:])
+        free_step = model.robot_step(torch.cat([deter[:, robot], actions[:, 1]], -1)) - deter[:, robot]
+        seen = model.robot_follow(free_step)
+        torch.testing.assert_close(moved, deter[:, start:stop] + (gates[:, :, None] * seen[:, None]).flatten(1))
+    assert gates.shape == (3, KEYPOINTS) and not torch.allclose(moved, still)
+
+
+def test_hvp_train_points_follow_robot_learns_the_robots_image_and_round_trips(maze_file, maze_dataset, tmp_path):
+    from hvp.cli import main
+
+    out = tmp_path / "follow"
+    assert main(["train", "--data", maze_file, "--out", str(out), "--preset", "debug", "--steps", "30",
+                 "--keypoints", str(KEYPOINTS), "--point-dynamics", "--proprio-weight", "10",
+                 "--points-follow-robot", "--threads", "1", "--no-progress"]) == 0
+    _, model, config = checkpoint.load_model(out)
+    assert config["model"]["points_follow_robot"]
+    assert model.robot_follow.weight.abs().sum() > 0  # trained away from its zero start by the points' tie
+    runtime = TorchRuntime(model, threads=1)
+    episode = maze_dataset.episodes[0]
+    state = runtime.observe(runtime.initial_state(1), episode["image"][:1], np.zeros((1, 2), np.float32))
+    assert runtime.imagine(state, episode["action"][None, :4].astype(np.float32)).shape == (1, 4, runtime.latent_dim)
+
+
 @pytest.mark.parametrize("overrides, named", [
     (dict(keypoints=0, point_dynamics=True), "point_dynamics needs keypoints"),
     (dict(keypoints=2, point_dynamics=True, proprio_weight=1.0, proprio_dim=4, robot_points=True),
@@ -124,6 +163,9 @@ def test_with_contact_from_points_the_point_mlp_corrects_the_robot_state(maze_da
     (dict(keypoints=2, point_dynamics=True, contact_from_points=True), "contact_from_points needs point dynamics"),
     (dict(keypoints=2, proprio_weight=1.0, proprio_dim=4, contact_from_points=True),
      "contact_from_points needs point dynamics"),
+    (dict(keypoints=2, point_dynamics=True, points_follow_robot=True), "points_follow_robot needs point dynamics"),
+    (dict(keypoints=2, proprio_weight=1.0, proprio_dim=4, points_follow_robot=True),
+     "points_follow_robot needs point dynamics"),
 ])
 def test_bad_point_dynamics_configs_are_named(overrides, named):
     with pytest.raises(ConfigError, match=named):

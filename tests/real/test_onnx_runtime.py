@@ -93,9 +93,12 @@ def categorical_runtimes(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "categorical"
     config = RSSMConfig.preset("debug", action_dim=2, latent="categorical", classes=4, stoch_dim=8, keypoints=2,
                                point_dynamics=True, proprio_weight=1.0, proprio_dim=4, contact_from_points=True,
-                               points_on_foreground=True)
+                               points_follow_robot=True, points_on_foreground=True)
     world_model = RSSM(config)
     torch.nn.init.normal_(world_model.point_step[-1].weight, std=0.5)  # points move, robot state corrected
+    with torch.no_grad():  # ... and the points follow its free step
+        world_model.robot_step.weight.add_(0.05 * torch.randn_like(world_model.robot_step.weight))
+    torch.nn.init.normal_(world_model.robot_follow.weight)
     world_model.encoder.set_point_background(to_float_images(torch.from_numpy(EMPTY_SCENE))[None])
     save_model(run, "rssm", world_model, TrainConfig.preset("debug"), {})
     export_run(run, run / "onnx")
