@@ -95,16 +95,22 @@ def test_a_model_with_point_dynamics_learns_to_move_the_points(maze_dataset):
     assert ties[-1] < 0.6 * ties[0]
 
 
+def robot_model_start(model, dataset):
+    """A model with a robot state of 4 dims -> (h, z) after one frame, with a random robot state, and the actions."""
+    images, actions = windows(dataset)
+    deter, stoch = model.initial(3)
+    deter, stoch = model.observe_step(deter, stoch, actions[:, 0], model.embed(to_float_images(images))[:, 0])
+    deter[:, -4:] = torch.randn(3, 4)
+    return deter, stoch, actions
+
+
 def test_with_contact_from_points_the_point_mlp_corrects_the_robot_state(maze_dataset):
     model = point_model(proprio_weight=1.0, proprio_dim=4, contact_from_points=True)
     assert not hasattr(model, "robot_correction")
-    images, actions = windows(maze_dataset)
     start, stop = model.point_dims
     robot = slice(stop, model.config.deter_dim)
     with torch.no_grad():
-        deter, stoch = model.initial(3)
-        deter, stoch = model.observe_step(deter, stoch, actions[:, 0], model.embed(to_float_images(images))[:, 0])
-        deter[:, robot] = torch.randn(3, 4)
+        deter, stoch, actions = robot_model_start(model, maze_dataset)
         linear = model.robot_step(torch.cat([deter[:, robot], actions[:, 1]], -1))
         torch.testing.assert_close(model.transition(deter, stoch, actions[:, 1])[:, robot], linear)  # starts at 0
         torch.nn.init.normal_(model.point_step[-1].weight[stop - start:], std=0.1)  # the correction's rows only
@@ -118,13 +124,10 @@ def test_with_contact_from_points_the_point_mlp_corrects_the_robot_state(maze_da
 
 def test_with_points_follow_robot_each_point_also_moves_by_its_gate_times_the_robot_states_free_step(maze_dataset):
     model = point_model(proprio_weight=1.0, proprio_dim=4, points_follow_robot=True)
-    images, actions = windows(maze_dataset)
     start, stop = model.point_dims
     robot = slice(stop, model.config.deter_dim)
     with torch.no_grad():
-        deter, stoch = model.initial(3)
-        deter, stoch = model.observe_step(deter, stoch, actions[:, 0], model.embed(to_float_images(images))[:, 0])
-        deter[:, robot] = torch.randn(3, 4)
+        deter, stoch, actions = robot_model_start(model, maze_dataset)
         torch.nn.init.normal_(model.robot_step.weight, std=0.5)  # the robot moves freely
         still = model.transition(deter, stoch, actions[:, 1])[:, start:stop]
         torch.testing.assert_close(still, deter[:, start:stop])  # the image of its step starts at zero
