@@ -81,9 +81,10 @@ class RSSMConfig(Config):
     # points' MLP, which sees where the objects are, instead of a linear map of the GRU's hidden state and z, which
     # drifted the pusher 0.058 m in free motion at h10 (bench/push_diagnostics.py)
     contact_from_points: bool = False
-    # with point dynamics and a robot state: each point also moves by a learned linear image of the robot state's
-    # linear (free-motion) step, gated per point by the points' MLP, so the points on the robot follow its exact step
-    # instead of the MLP's approximation of it (push: the drawn pusher 0.8-1.4 px off at h10; bench/push_diagnostics.py)
+    # with point dynamics and robot_step_fit: each point also moves by a learned linear image of the robot state's
+    # fitted free step, gated per point by the points' MLP, and on recorded steps without contact the MLP's own moves
+    # are trained toward zero, so the points on the robot follow its exact step instead of the MLP's approximation of
+    # it (push: the drawn pusher 0.8-1.4 px off at h10; bench/push_diagnostics.py)
     points_follow_robot: bool = False
     # with a robot state: only its ties train where its step and correction take it. The GRU, the points' MLP, prior,
     # posterior and decoder read it without passing gradient back, so the image losses cannot bend the robot's
@@ -141,10 +142,10 @@ class RSSMConfig(Config):
                 "RSSMConfig.contact_from_points needs point dynamics (the MLP it comes from) and a robot state "
                 "(proprio_weight > 0, what it corrects) (got point_dynamics {}, proprio_weight {})",
                 self.point_dynamics, self.proprio_weight)
-        require(not self.points_follow_robot or (self.point_dynamics and self.proprio_weight),
-                "RSSMConfig.points_follow_robot needs point dynamics (the points it moves) and a robot state "
-                "(proprio_weight > 0, whose step they follow) (got point_dynamics {}, proprio_weight {})",
-                self.point_dynamics, self.proprio_weight)
+        require(not self.points_follow_robot or (self.point_dynamics and self.robot_step_fit),
+                "RSSMConfig.points_follow_robot needs point dynamics (the points it moves) and robot_step_fit (the "
+                "robot state's free step they follow) (got point_dynamics {}, robot_step_fit {})",
+                self.point_dynamics, self.robot_step_fit)
         require(not self.robot_tie_only or self.proprio_weight,
                 "RSSMConfig.robot_tie_only needs a robot state (proprio_weight > 0) whose ties train it (got "
                 "proprio_weight {})", self.proprio_weight)

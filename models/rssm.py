@@ -39,6 +39,9 @@ OPEN_LOOP_START_STRIDE = 4  # ... from every 4th filtered state: from every one,
 # from the same encoder's points (bench/push_ceilings.py)
 POINT_STEP_HIDDEN, POINT_STEP_DEPTH = 256, 3
 POINT_TIE_WEIGHT = 10.0  # per squared step-standardized coordinate, averaged over coordinates and frames
+# standardized robot-state units: a recorded step within this of the fitted free step had no contact (the fit is
+# exact there to 1e-7 m; bench/push_diagnostics.py)
+FREE_STEP_TOLERANCE = 1e-3
 POINT_STEP_MIN_STD = 1e-3  # [-1, 1] units (0.03 px): a point that never moves is not divided by zero
 
 
@@ -48,9 +51,9 @@ def previous_actions(actions: torch.Tensor) -> torch.Tensor:
 
 
 def point_step_scale(points: torch.Tensor) -> torch.Tensor:
-    """The encoder's points in a batch of windows [B, L, K, 2] -> the std of each coordinate's one-step change [2K]
-    (held fixed; at least POINT_STEP_MIN_STD)."""
-    changes = (points[:, 1:] - points[:, :-1]).detach().flatten(-2).flatten(0, 1)
+    """The encoder's points in a batch of windows [B, L, K, 2] (or any series [B, L, F]) -> the std of each
+    coordinate's one-step change [2K] (held fixed; at least POINT_STEP_MIN_STD)."""
+    changes = (points[:, 1:] - points[:, :-1]).detach().flatten(2).flatten(0, 1)
     return changes.std(0).clamp(min=POINT_STEP_MIN_STD)
 
 
@@ -146,20 +149,45 @@ class RSSM(nn.Module):
         parts = [hidden]
         if self.point_dims:
             outputs = self.point_step(torch.cat([points, read, action], -1))
-            size = points.shape[-1]
-            moves = outputs[:, :size]
-            if self.config.points_follow_robot:
-                gates = torch.sigmoid(outputs[:, size:size + size // 2])
-                seen = self.robot_follow(self.robot_step(torch.cat([read, action], -1)) - read)  # the free step
-                moves = moves + (gates[:, :, None] * seen[:, None, :]).flatten(1)
-            parts.append(points + moves)
+            moves = self.point_moves(outputs, read, action)
+            parts.append(points + sum(moves))
         if self.config.proprio_dim:
             if self.config.contact_from_points:
-                correction = outputs[:, outputs.shape[-1] - self.config.proprio_dim:]
+                correction = outputs[..., outputs.shape[-1] - self.config.proprio_dim:]
             else:  # z held fixed here: the ties must not pull the encoder's points onto the robot
                 correction = self.robot_correction(torch.cat([hidden, robot, stoch.detach(), action], -1))
             parts.append(self.robot_step(torch.cat([robot, action], -1)) + torch.tanh(correction))
         return torch.cat(parts, -1)
+
+    def point_moves(self, outputs: torch.Tensor, robot: torch.Tensor, action: torch.Tensor) -> list[torch.Tensor]:
+        """The points' MLP's outputs [..., O], the robot state [..., S] and the action [..., A] -> the parts of the
+        points' move [..., 2K]: the MLP's own and, with points_follow_robot, each point's gate times the image of the
+        robot state's free step."""
+        size = 2 * self.config.keypoints
+        moves = [outputs[..., :size]]
+        if self.config.points_follow_robot:
+            gates = torch.sigmoid(outputs[..., size:size + size // 2])
+            seen = self.robot_follow(self.robot_step(torch.cat([robot, action], -1)) - robot)
+            moves.append((gates[..., None] * seen[..., None, :]).flatten(-2))
+        return moves
+
+    def free_motion_residual(self, window: Filtered) -> torch.Tensor:
+        """With points_follow_robot: the squared move of the points' MLP's own part, in units of each coordinate's step
+        (point_step_scale), averaged over the window's steps on which the recorded robot state moved as its fitted
+        free step says (no contact). There the objects rest and the points on the robot move with it, so the gated
+        image of the robot's step must explain every move; trains the points' MLP and that image only. With
+        contact_from_points the MLP's correction of the robot state counts too, in units of the state's steps: there
+        is no contact to correct, and a correction that leaks moves the robot state and every point that follows it."""
+        robot, actions = window.proprio[:, :-1], window.prev[:, 1:]
+        free = (window.proprio[:, 1:] - self.robot_step(torch.cat([robot, actions], -1))).abs().amax(-1)
+        points = window.points[:, :-1].flatten(-2).detach()
+        outputs = self.point_step(torch.cat([points, robot, actions], -1))
+        squared = ((outputs[..., :points.shape[-1]] / point_step_scale(window.points)) ** 2).mean(-1)
+        if self.config.contact_from_points:
+            correction = torch.tanh(outputs[..., outputs.shape[-1] - self.config.proprio_dim:])
+            squared = squared + ((correction / point_step_scale(window.proprio)) ** 2).mean(-1)
+        is_free = (free < FREE_STEP_TOLERANCE).float()
+        return (squared * is_free).sum() / is_free.sum().clamp(min=1.0)
 
     def with_points(self, deter: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
         """h [B, deter] with its point dims set to the points the encoder found in the frame (the embedding's last 2K
@@ -339,6 +367,9 @@ class RSSM(nn.Module):
             loss = loss + KEYPOINT_TIE_WEIGHT * metrics.get("open_loop_keypoint_tie", 0.0)
             loss = loss + config.proprio_weight * metrics.get("open_loop_proprio_tie", 0.0)
             loss = loss + POINT_TIE_WEIGHT * metrics.get("open_loop_point_tie", 0.0)
+        if config.points_follow_robot:
+            metrics["free_motion_residual"] = self.free_motion_residual(window)
+            loss = loss + POINT_TIE_WEIGHT * metrics["free_motion_residual"]
         if config.overshooting:
             metrics["overshooting_kl"] = self.overshooting_kl(window.deters, window.post_mean, post, window.prev)
             loss = loss + config.overshooting_scale * metrics["overshooting_kl"]

@@ -77,8 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rssm, with --point-dynamics and --proprio-weight: the robot state's contact correction "
                              "comes from the points' MLP, which sees where the objects are, not from the GRU")
     parser.add_argument("--points-follow-robot", action=argparse.BooleanOptionalAction,
-                        help="rssm, with --point-dynamics and --proprio-weight: each point also moves by a learned, "
-                             "gated image of the robot state's free-motion step, so points on the robot follow it")
+                        help="rssm, with --point-dynamics and --robot-step-fit: each point also moves by a learned, "
+                             "gated image of the robot state's free step, and on recorded steps without contact the "
+                             "points' MLP is trained to add nothing, so the points on the robot follow its step")
     parser.add_argument("--robot-tie-only", action=argparse.BooleanOptionalAction,
                         help="rssm, with --proprio-weight: only the robot state's ties train its dynamics; the "
                              "networks that read it pass no gradient back (docs/world_model.md)")

@@ -123,7 +123,7 @@ def test_with_contact_from_points_the_point_mlp_corrects_the_robot_state(maze_da
 
 
 def test_with_points_follow_robot_each_point_also_moves_by_its_gate_times_the_robot_states_free_step(maze_dataset):
-    model = point_model(proprio_weight=1.0, proprio_dim=4, points_follow_robot=True)
+    model = point_model(proprio_weight=1.0, proprio_dim=4, robot_step_fit=True, points_follow_robot=True)
     start, stop = model.point_dims
     robot = slice(stop, model.config.deter_dim)
     with torch.no_grad():
@@ -142,12 +142,45 @@ def test_with_points_follow_robot_each_point_also_moves_by_its_gate_times_the_ro
     assert gates.shape == (3, KEYPOINTS) and not torch.allclose(moved, still)
 
 
+@pytest.mark.parametrize("contact", [False, True])
+def test_free_motion_residual_trains_the_mlps_own_moves_toward_zero_on_steps_without_contact(maze_dataset, contact):
+    from hvp.models.fit import robot_step_from
+
+    model = point_model(proprio_weight=1.0, proprio_dim=4, robot_step_fit=True, points_follow_robot=True,
+                        contact_from_points=contact)
+    model.set_proprio_scale(torch.from_numpy(np.concatenate([e["state"] for e in maze_dataset.episodes])).float())
+    model.set_robot_step(*robot_step_from(maze_dataset, model))
+    batch = maze_dataset.sample_windows(np.random.default_rng(0), 4, 10)
+    window = model.filter_window(*(torch.from_numpy(batch[key].astype(np.float32) if key != "image" else batch[key])
+                                   for key in ("image", "action", "state")))
+    assert model.free_motion_residual(window) == 0  # the MLP's last layer starts at zero
+    window.proprio[:2, 5] += 1.0  # a push off the free step: steps 4 and 5 of two windows are not free
+    torch.nn.init.normal_(model.point_step[-1].weight, std=0.1)
+    residual = model.free_motion_residual(window)
+    robot, actions = window.proprio[:, :-1], window.prev[:, 1:]
+    with torch.no_grad():
+        free = (window.proprio[:, 1:] - model.robot_step(torch.cat([robot, actions], -1))).abs().amax(-1) < 1e-3
+        outputs = model.point_step(torch.cat([window.points[:, :-1].flatten(-2), robot, actions], -1))
+        expected = ((outputs[..., :6] / point_step_scale(window.points)) ** 2).mean(-1)
+        if contact:  # the robot state's correction, the MLP's last 4 outputs, in units of the state's steps
+            expected += ((torch.tanh(outputs[..., -4:]) / point_step_scale(window.proprio)) ** 2).mean(-1)
+        expected = expected[free].mean()
+    assert free.float().mean() > 0.5 and not free[:2, 4:6].any()
+    torch.testing.assert_close(residual.detach(), expected)
+    model.zero_grad()
+    residual.backward()
+    assert model.point_step[-1].weight.grad.abs().sum() > 0 and model.encoder.keypoints.score.weight.grad is None
+    with torch.no_grad():
+        model.robot_step.bias.fill_(10.0)  # no recorded step is free: nothing to train
+    assert model.free_motion_residual(window) == 0
+
+
 def test_hvp_train_points_follow_robot_learns_the_robots_image_and_round_trips(maze_file, maze_dataset, tmp_path):
     from hvp.cli import main
 
     out = tmp_path / "follow"
     assert main(["train", "--data", maze_file, "--out", str(out), "--preset", "debug", "--steps", "30",
-                 "--keypoints", str(KEYPOINTS), "--point-dynamics", "--proprio-weight", "10",
+                 "--keypoints", str(KEYPOINTS), "--point-dynamics", "--proprio-weight", "10", "--robot-step-fit",
                  "--points-follow-robot", "--threads", "1", "--no-progress"]) == 0
     _, model, config = checkpoint.load_model(out)
     assert config["model"]["points_follow_robot"]
@@ -166,8 +199,9 @@ def test_hvp_train_points_follow_robot_learns_the_robots_image_and_round_trips(m
     (dict(keypoints=2, point_dynamics=True, contact_from_points=True), "contact_from_points needs point dynamics"),
     (dict(keypoints=2, proprio_weight=1.0, proprio_dim=4, contact_from_points=True),
      "contact_from_points needs point dynamics"),
-    (dict(keypoints=2, point_dynamics=True, points_follow_robot=True), "points_follow_robot needs point dynamics"),
-    (dict(keypoints=2, proprio_weight=1.0, proprio_dim=4, points_follow_robot=True),
+    (dict(keypoints=2, point_dynamics=True, proprio_weight=1.0, proprio_dim=4, points_follow_robot=True),
+     "points_follow_robot needs point dynamics"),
+    (dict(keypoints=2, proprio_weight=1.0, proprio_dim=4, robot_step_fit=True, points_follow_robot=True),
      "points_follow_robot needs point dynamics"),
 ])
 def test_bad_point_dynamics_configs_are_named(overrides, named):

@@ -93,7 +93,7 @@ def categorical_runtimes(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "categorical"
     config = RSSMConfig.preset("debug", action_dim=2, latent="categorical", classes=4, stoch_dim=8, keypoints=2,
                                point_dynamics=True, proprio_weight=1.0, proprio_dim=4, contact_from_points=True,
-                               points_follow_robot=True, points_on_foreground=True)
+                               robot_step_fit=True, points_follow_robot=True, points_on_foreground=True)
     world_model = RSSM(config)
     torch.nn.init.normal_(world_model.point_step[-1].weight, std=0.5)  # points move, robot state corrected
     with torch.no_grad():  # ... and the points follow its free step
