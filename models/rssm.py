@@ -52,7 +52,7 @@ def previous_actions(actions: torch.Tensor) -> torch.Tensor:
 
 def point_step_scale(points: torch.Tensor) -> torch.Tensor:
     """The encoder's points in a batch of windows [B, L, K, 2] (or any series [B, L, F]) -> the std of each
-    coordinate's one-step change [2K] (held fixed; at least POINT_STEP_MIN_STD)."""
+    coordinate's one-step change [2K] (or [F]; held fixed; at least POINT_STEP_MIN_STD)."""
     changes = (points[:, 1:] - points[:, :-1]).detach().flatten(2).flatten(0, 1)
     return changes.std(0).clamp(min=POINT_STEP_MIN_STD)
 
@@ -175,7 +175,7 @@ class RSSM(nn.Module):
         """With points_follow_robot: the squared move of the points' MLP's own part, in units of each coordinate's step
         (point_step_scale), averaged over the window's steps on which the recorded robot state moved as its fitted
         free step says (no contact). There the objects rest and the points on the robot move with it, so the gated
-        image of the robot's step must explain every move; trains the points' MLP and that image only. With
+        image of the robot's step must explain every move (the points' tie trains that image); trains the MLP. With
         contact_from_points the MLP's correction of the robot state counts too, in units of the state's steps: there
         is no contact to correct, and a correction that leaks moves the robot state and every point that follows it."""
         robot, actions = window.proprio[:, :-1], window.prev[:, 1:]
