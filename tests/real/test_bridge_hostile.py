@@ -77,7 +77,10 @@ def test_server_survives_thousands_of_malformed_messages_and_never_moves_on_them
                         reply = exchange(sock, frames)
                         assert reply is not None and reply.type == "error", frames
                         if sock is owner and codes is not None:
-                            assert reply.fields["code"] in codes, (reply.fields, frames)
+                            # on a loaded machine a round can outlive its deadline: then stale is checked first
+                            late = reply.fields.get("robot_time", -np.inf) > deadline
+                            assert reply.fields["code"] in codes or (late and reply.fields["code"] == ErrorCode.STALE), (
+                                reply.fields, frames)
                         refusals += 1
             assert refusals >= 3000
             assert len(maze_driver.executed) == 1 and server.gate.armed
