@@ -149,8 +149,7 @@ class RSSM(nn.Module):
         parts = [hidden]
         if self.point_dims:
             outputs = self.point_step(torch.cat([points, read, action], -1))
-            moves = self.point_moves(outputs, read, action)
-            parts.append(points + sum(moves))
+            parts.append(points + self.point_moves(outputs, read, action))
         if self.config.proprio_dim:
             if self.config.contact_from_points:
                 correction = outputs[..., outputs.shape[-1] - self.config.proprio_dim:]
@@ -159,17 +158,17 @@ class RSSM(nn.Module):
             parts.append(self.robot_step(torch.cat([robot, action], -1)) + torch.tanh(correction))
         return torch.cat(parts, -1)
 
-    def point_moves(self, outputs: torch.Tensor, robot: torch.Tensor, action: torch.Tensor) -> list[torch.Tensor]:
-        """The points' MLP's outputs [..., O], the robot state [..., S] and the action [..., A] -> the parts of the
-        points' move [..., 2K]: the MLP's own and, with points_follow_robot, each point's gate times the image of the
-        robot state's free step."""
+    def point_moves(self, outputs: torch.Tensor, robot: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The points' MLP's outputs [..., O], the robot state [..., S] and the action [..., A] -> the points' move
+        [..., 2K]: the MLP's own plus, with points_follow_robot, each point's gate times the image of the robot
+        state's free step."""
         size = 2 * self.config.keypoints
-        moves = [outputs[..., :size]]
-        if self.config.points_follow_robot:
-            gates = torch.sigmoid(outputs[..., size:size + size // 2])
-            seen = self.robot_follow(self.robot_step(torch.cat([robot, action], -1)) - robot)
-            moves.append((gates[..., None] * seen[..., None, :]).flatten(-2))
-        return moves
+        moves = outputs[..., :size]
+        if not self.config.points_follow_robot:
+            return moves
+        gates = torch.sigmoid(outputs[..., size:size + size // 2])
+        seen = self.robot_follow(self.robot_step(torch.cat([robot, action], -1)) - robot)
+        return moves + (gates[..., None] * seen[..., None, :]).flatten(-2)
 
     def free_motion_residual(self, window: Filtered) -> torch.Tensor:
         """With points_follow_robot: the squared move of the points' MLP's own part, in units of each coordinate's step
